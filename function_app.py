@@ -1,0 +1,10 @@
+"""Wiring only: one FunctionApp that registers every blueprint."""
+
+import azure.functions as func
+
+from functions import health
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+for blueprint in (health.bp,):
+    app.register_functions(blueprint)

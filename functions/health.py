@@ -1,0 +1,18 @@
+"""Liveness and dependency checks."""
+
+import azure.functions as func
+
+from functions.responses import json_response
+from shared.health import check_health
+
+bp = func.Blueprint()
+
+
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    """200 when every storage account and dependency answers, else 503 naming the failing parts."""
+    report = check_health()
+    body = report.model_dump()
+    if not report.ok:
+        body["failing"] = report.failing
+    return json_response(body, status=200 if report.ok else 503)

@@ -1,0 +1,55 @@
+"""Run ASGI stand-ins on real sockets (https with the dev CA) in background threads."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+
+from sandbox.devca import DevCA
+
+
+@dataclass
+class RunningServer:
+    """One uvicorn server in a thread; stop() ends it."""
+
+    server: uvicorn.Server
+    thread: threading.Thread
+    port: int
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def wait_for_port(port: int, timeout: float = 20.0, host: str = "127.0.0.1") -> None:
+    """Block until something accepts TCP connections on the port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f}s")
+
+
+def serve(app, port: int, ca: DevCA | None = None, host: str = "127.0.0.1") -> RunningServer:
+    """Start `app` on host:port (https when a dev CA is given) and wait until it accepts connections."""
+    tls = {"ssl_certfile": str(ca.server_cert_pem), "ssl_keyfile": str(ca.server_key_pem)} if ca else {}
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", **tls)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"sandbox-{port}", daemon=True)
+    thread.start()
+    wait_for_port(port)
+    return RunningServer(server, thread, port)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for tests that run stand-ins beside each other)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

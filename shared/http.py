@@ -1,0 +1,74 @@
+"""One outbound HTTP client per external system, each with a timeout, all calls counted."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from shared.errors import DependencyFailed, DependencyTimeout
+from shared.settings import get_settings
+
+SYSTEM_NAMES = {
+    "fhir": "Oracle Health FHIR",
+    "smart": "Oracle Health authorization",
+    "entra": "Microsoft Entra ID",
+    "graph": "Microsoft Graph",
+    "acs": "Azure Communication Services",
+}
+
+_lock = threading.Lock()
+_clients: dict[str, httpx.Client] = {}
+_counts: Counter[str] = Counter()
+
+
+def _counter(system: str):
+    def count(_request: httpx.Request) -> None:
+        with _lock:
+            _counts[system] += 1
+
+    return count
+
+
+def client(system: str) -> httpx.Client:
+    """The shared client of an external system (created on first use, reused across invocations)."""
+    with _lock:
+        existing = _clients.get(system)
+        if existing is None:
+            existing = httpx.Client(
+                timeout=get_settings().http_timeout_seconds,
+                event_hooks={"request": [_counter(system)]},
+                headers={"User-Agent": "teams-ehr-connector/0.1"},
+            )
+            _clients[system] = existing
+        return existing
+
+
+def call_counts() -> dict[str, int]:
+    """Outbound calls made so far, per system (benchmarks read these)."""
+    with _lock:
+        return dict(_counts)
+
+
+def reset_call_counts() -> None:
+    with _lock:
+        _counts.clear()
+
+
+@contextmanager
+def dependency(system: str) -> Iterator[None]:
+    """Turn transport failures of a system into typed, user-safe errors naming that system."""
+    name = SYSTEM_NAMES.get(system, system)
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise DependencyTimeout(
+            f"{name} did not answer in time.", next_step="Try again in a minute. If it keeps happening, tell IT."
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise DependencyFailed(
+            f"{name} could not be reached.", next_step="Try again in a minute. If it keeps happening, tell IT."
+        ) from exc

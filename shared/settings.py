@@ -1,0 +1,109 @@
+"""The app's one typed settings object, read once from app settings (environment variables)."""
+
+from __future__ import annotations
+
+import base64
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Region = Literal["americas", "emea", "apac"]
+REGIONS: tuple[Region, ...] = ("americas", "emea", "apac")
+
+# Azurite's published development key; only ever used for loopback endpoints.
+AZURITE_WELL_KNOWN_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+class Settings(BaseSettings):
+    """Every setting the connector reads; names are the app-setting names in upper case."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
+
+    public_base_url: str = Field("http://127.0.0.1:7071", description="Public URL of the function app.")
+    default_region: Region = Field("americas", description="Data region offered when an organization first saves.")
+
+    table_endpoint: str = Field(
+        "http://127.0.0.1:10002/devstoreaccount1", description="Table endpoint of the app's own account."
+    )
+    table_endpoint_americas: str = Field("", description="Table endpoint of the americas personal-data account.")
+    table_endpoint_emea: str = Field("", description="Table endpoint of the emea personal-data account.")
+    table_endpoint_apac: str = Field("", description="Table endpoint of the apac personal-data account.")
+    azurite_account_key: SecretStr = Field(
+        SecretStr(AZURITE_WELL_KNOWN_KEY), description="Account key used only for loopback (Azurite) endpoints."
+    )
+    azure_client_id: str = Field("", description="Client ID of the user-assigned managed identity (Azure only).")
+
+    entra_authority_host: str = Field("https://login.microsoftonline.com", description="Entra ID authority host.")
+    entra_tenant_id: str = Field("", description="Tenant that owns the app registration and the organizer accounts.")
+    entra_client_id: str = Field("", description="Application (client) ID of the connector's app registration.")
+    entra_client_secret: SecretStr = Field(SecretStr(""), description="Client secret of that app registration.")
+    graph_base_url: str = Field("https://graph.microsoft.com", description="Microsoft Graph root.")
+
+    smart_client_id: str = Field("", description="Client ID of the provider app registered in Cerner Code Console.")
+    smart_client_secret: SecretStr = Field(SecretStr(""), description="Its secret when registered as confidential.")
+    smart_system_client_id: str = Field("", description="Client ID of the Cerner system account (reminders).")
+    smart_system_private_key: SecretStr = Field(
+        SecretStr(""), description="PEM private key for SMART Backend Services client assertions."
+    )
+    smart_system_key_id: str = Field("", description="Key ID (kid) of that private key in the registered JWKS.")
+    smart_system_secret: SecretStr = Field(SecretStr(""), description="Cerner system account basic secret (fallback).")
+
+    seal_keys: SecretStr = Field(
+        SecretStr(""), description="Comma list of keyid:base64 32-byte AES keys for links and cookies."
+    )
+    seal_active_key_id: str = Field("", description="Key ID used to seal new links and cookies.")
+    hash_key: SecretStr = Field(SecretStr(""), description="Base64 key for keyed hashes in tables and meeting ids.")
+
+    acs_endpoint: str = Field("", description="Azure Communication Services endpoint.")
+    acs_access_key: SecretStr = Field(SecretStr(""), description="ACS access key; empty in Azure (managed identity).")
+
+    sms_schedule: str = Field("0 */5 * * * *", description="NCRONTAB schedule of the reminder job.")
+    sms_rate_per_minute: int = Field(200, ge=1, description="Sends per minute per sending number.")
+    sms_lookahead_hours: int = Field(26, ge=1, description="How far ahead the reminder job searches appointments.")
+    license_sku_part_numbers: str = Field(
+        "Microsoft_Cloud_for_Healthcare,TEAMS_EHR_CONNECTOR",
+        description="Comma list of SKU part numbers that license production use.",
+    )
+    license_enforce_in_test: bool = Field(False, description="Also require the licence for test environments.")
+
+    http_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of every outbound HTTP call.")
+    allow_private_fhir_hosts: bool = Field(
+        False, description="Accept loopback/private FHIR hosts (local sandbox only)."
+    )
+    join_window_minutes: int = Field(30, ge=0, description="How early before the start a patient link opens.")
+    link_grace_hours: int = Field(2, ge=0, description="How long after the appointment end a patient link works.")
+    lobby_alert_minutes: int = Field(5, ge=1, description="Wait after which the provider page alerts.")
+
+    @field_validator("public_base_url", "graph_base_url", "entra_authority_host")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    def region_endpoint(self, region: Region) -> str:
+        """Table endpoint of a region's personal-data account, or '' when that region is not provisioned."""
+        return getattr(self, f"table_endpoint_{region}")
+
+    @property
+    def enabled_regions(self) -> tuple[Region, ...]:
+        return tuple(r for r in REGIONS if self.region_endpoint(r))
+
+    def seal_key_ring(self) -> dict[str, bytes]:
+        """Key id → AES key, from SEAL_KEYS."""
+        ring: dict[str, bytes] = {}
+        for item in filter(None, (p.strip() for p in self.seal_keys.get_secret_value().split(","))):
+            key_id, _, b64 = item.partition(":")
+            ring[key_id] = base64.b64decode(b64)
+        return ring
+
+    def hash_key_bytes(self) -> bytes:
+        return base64.b64decode(self.hash_key.get_secret_value() or "")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings, read once per process."""
+    return Settings()

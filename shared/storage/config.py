@@ -1,0 +1,160 @@
+"""Per-tenant configuration: organization region, FHIR endpoints, SMS consents and phone numbers."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, Field
+
+from shared.errors import Conflict
+from shared.settings import Region
+from shared.storage import entities
+from shared.storage.accounts import TableAccounts
+
+TABLE = "config"
+INDEX_PARTITION = "fhir_index"
+Environment = Literal["test", "production"]
+
+
+def normalize_base_url(url: str) -> str:
+    """Compare FHIR base URLs as Cerner sends them: scheme and host case-insensitive, no trailing slash."""
+    parts = urlsplit(url.strip())
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+
+
+def endpoint_id_for(base_url: str) -> str:
+    """A stable, short id for a FHIR base URL (a URL is configuration, not personal data)."""
+    return hashlib.sha256(normalize_base_url(base_url).encode()).hexdigest()[:16]
+
+
+class FhirEndpoint(BaseModel):
+    """One Cerner FHIR base URL registered by an organization."""
+
+    base_url: str
+    environment: Environment
+    display_name: str = ""
+    departments: list[str] = Field(default_factory=list)
+    organizer: str = ""
+    sms_number: str = ""
+    confirmations_on: bool = True
+    reminder_offsets: list[int] = Field(default_factory=lambda: [24 * 60, 15])
+    quiet_hours: str = ""
+    default_language: str = "en"
+    time_zone: str = "America/Chicago"
+
+    @property
+    def id(self) -> str:
+        return endpoint_id_for(self.base_url)
+
+
+class Organization(BaseModel):
+    tenant_id: str
+    region: Region
+
+
+class SmsConsents(BaseModel):
+    consent_send: bool = False
+    consent_send_at: datetime | None = None
+    consent_send_by: str = ""
+    consent_attendees: bool = False
+    consent_attendees_at: datetime | None = None
+    consent_attendees_by: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return self.consent_send and self.consent_attendees
+
+
+class ConfigRepository:
+    """Configuration in the app's own account, partitioned by Entra tenant id (tenant isolation)."""
+
+    def __init__(self, accounts: TableAccounts):
+        self.table = accounts.table(TABLE)
+
+    def organization(self, tenant_id: str) -> Organization | None:
+        entity = entities.get(self.table, tenant_id, "organization")
+        return Organization(tenant_id=tenant_id, region=entity["region"]) if entity else None
+
+    def choose_region(self, tenant_id: str, region: Region, chosen_by: str) -> Organization:
+        """Pin the organization's data region; it is chosen once and never moves."""
+        current = self.organization(tenant_id)
+        if current is not None:
+            if current.region != region:
+                raise Conflict(f"The data region is already {current.region} and cannot be changed.")
+            return current
+        entities.upsert(self.table, TABLE, "organization", tenant_id, "organization", {
+            "region": region, "region_chosen_at": datetime.now(UTC), "region_chosen_by": chosen_by,
+        })
+        return Organization(tenant_id=tenant_id, region=region)
+
+    def endpoints(self, tenant_id: str) -> list[FhirEndpoint]:
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk and Kind eq 'fhir_endpoint'", parameters={"pk": tenant_id}
+        )
+        return sorted((self._endpoint(dict(row)) for row in rows), key=lambda e: (e.environment, e.display_name))
+
+    def endpoint(self, tenant_id: str, endpoint_id: str) -> FhirEndpoint | None:
+        entity = entities.get(self.table, tenant_id, f"fhir:{endpoint_id}")
+        return self._endpoint(entity) if entity else None
+
+    def save_endpoint(self, tenant_id: str, endpoint: FhirEndpoint, updated_by: str) -> FhirEndpoint:
+        """Add or replace a FHIR endpoint and its iss index row."""
+        owner = self.find_by_iss(endpoint.base_url)
+        if owner is not None and owner[0] != tenant_id:
+            raise Conflict("This FHIR base URL is already registered by another organization.")
+        fields = endpoint.model_dump()
+        fields["base_url"] = normalize_base_url(endpoint.base_url)
+        fields.update(updated_at=datetime.now(UTC), updated_by=updated_by)
+        entities.upsert(self.table, TABLE, "fhir_endpoint", tenant_id, f"fhir:{endpoint.id}", fields)
+        entities.upsert(self.table, TABLE, "fhir_index", INDEX_PARTITION, endpoint.id, {
+            "tenant_id": tenant_id, "endpoint_id": endpoint.id, "environment": endpoint.environment,
+        })
+        return endpoint
+
+    def delete_endpoint(self, tenant_id: str, endpoint_id: str) -> None:
+        if self.endpoint(tenant_id, endpoint_id) is None:
+            return
+        entities.delete(self.table, tenant_id, f"fhir:{endpoint_id}")
+        entities.delete(self.table, INDEX_PARTITION, endpoint_id)
+
+    def find_by_iss(self, iss: str) -> tuple[str, FhirEndpoint] | None:
+        """The tenant and endpoint registered for a launch's `iss`, across all organizations."""
+        endpoint_id = endpoint_id_for(iss)
+        index = entities.get(self.table, INDEX_PARTITION, endpoint_id)
+        if index is None:
+            return None
+        endpoint = self.endpoint(index["tenant_id"], endpoint_id)
+        return (index["tenant_id"], endpoint) if endpoint else None
+
+    def all_endpoints(self) -> list[tuple[str, FhirEndpoint]]:
+        """Every organization's endpoints (for the reminder job)."""
+        rows = self.table.query_entities("Kind eq 'fhir_endpoint'")
+        return [(row["PartitionKey"], self._endpoint(dict(row))) for row in rows]
+
+    def sms_consents(self, tenant_id: str) -> SmsConsents:
+        entity = entities.get(self.table, tenant_id, "sms")
+        if not entity:
+            return SmsConsents()
+        return SmsConsents(**{k: v for k, v in entity.items() if k in SmsConsents.model_fields})
+
+    def save_sms_consents(self, tenant_id: str, consents: SmsConsents) -> None:
+        entities.upsert(self.table, TABLE, "sms", tenant_id, "sms", consents.model_dump())
+
+    @staticmethod
+    def _endpoint(entity: dict) -> FhirEndpoint:
+        return FhirEndpoint(
+            base_url=entity["base_url"],
+            environment=entity["environment"],
+            display_name=entity.get("display_name", ""),
+            departments=entities.json_field(entity, "departments", []),
+            organizer=entity.get("organizer", ""),
+            sms_number=entity.get("sms_number", ""),
+            confirmations_on=entity.get("confirmations_on", True),
+            reminder_offsets=entities.json_field(entity, "reminder_offsets", [24 * 60, 15]),
+            quiet_hours=entity.get("quiet_hours", ""),
+            default_language=entity.get("default_language", "en"),
+            time_zone=entity.get("time_zone", "America/Chicago"),
+        )

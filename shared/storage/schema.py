@@ -1,0 +1,59 @@
+"""The one place that says which entity kinds and fields may exist in which table (ARCHITECTURE.md §5)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shared.errors import SchemaViolation
+
+# Row and partition keys are not listed; every entity also carries its "Kind".
+# `config` lives in the app's own account; the others in the organization's region account.
+SCHEMA: dict[str, dict[str, frozenset[str]]] = {
+    "config": {
+        "organization": frozenset({"region", "region_chosen_at", "region_chosen_by"}),
+        "fhir_endpoint": frozenset({
+            "base_url", "environment", "display_name", "departments", "organizer", "cerner_tenant",
+            "sms_number", "confirmations_on", "reminder_offsets", "quiet_hours", "default_language",
+            "time_zone", "updated_at", "updated_by",
+        }),
+        "fhir_index": frozenset({"tenant_id", "endpoint_id", "environment"}),
+        "sms": frozenset({
+            "consent_send", "consent_send_at", "consent_send_by",
+            "consent_attendees", "consent_attendees_at", "consent_attendees_by",
+        }),
+        "phone_number": frozenset({"number", "country", "status", "verification", "operation", "error", "updated_at"}),
+        "licence": frozenset({"state", "skus", "checked_at"}),
+    },
+    "ehrusers": {
+        "ehr_user": frozenset({"entra_oid", "linked_at"}),
+    },
+    "ledger": {
+        "notification": frozenset({
+            "kind", "status", "sent_at", "due_at", "appointment_end", "message_id", "attempts", "detail",
+            "event_id",
+        }),
+    },
+    "usage": {
+        "visit": frozenset({
+            "scheduled_start", "scheduled_end", "department", "patient_opened_at", "provider_joined_at",
+            "meeting_start", "meeting_end", "sms_sent", "status",
+        }),
+    },
+}
+
+REGION_TABLES = frozenset({"ehrusers", "ledger", "usage"})
+
+
+def check_entity(table: str, entity: Mapping[str, Any]) -> None:
+    """Raise SchemaViolation unless the entity's kind and every field are allowed in the table."""
+    kinds = SCHEMA.get(table)
+    if kinds is None:
+        raise SchemaViolation(f"table {table!r} is not in the schema")
+    kind = entity.get("Kind")
+    allowed = kinds.get(kind) if isinstance(kind, str) else None
+    if allowed is None:
+        raise SchemaViolation(f"entity kind {kind!r} is not allowed in table {table!r}")
+    extra = set(entity) - allowed - {"PartitionKey", "RowKey", "Kind"}
+    if extra:
+        raise SchemaViolation(f"fields {sorted(extra)} are not allowed for {kind!r} in {table!r}")
