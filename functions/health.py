@@ -2,13 +2,14 @@
 
 import azure.functions as func
 
-from functions.responses import json_response
+from functions.responses import friendly_errors, json_response
 from shared.health import check_health
 
 bp = func.Blueprint()
 
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@friendly_errors
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """200 when every storage account and dependency answers, else 503 naming the failing parts."""
     report = check_health()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 import azure.functions as func
@@ -41,3 +44,45 @@ def error_response(error: ConnectorError, request: func.HttpRequest, language: s
         return json_response(error.as_dict(), status=error.status)
     page = render("error.html", language=language, error=error)
     return html_response(page, status=error.status)
+
+
+def redirect_response(location: str, cookies: list[str] | None = None, status: int = 302) -> func.HttpResponse:
+    response = func.HttpResponse(status_code=status, headers={"Location": location, "Cache-Control": "no-store",
+                                                               "Referrer-Policy": "no-referrer"})
+    for cookie in cookies or []:
+        response.headers.add("Set-Cookie", cookie)
+    return response
+
+
+def request_cookie(request: func.HttpRequest, name: str) -> str | None:
+    """One cookie of the request, or None (a malformed Cookie header counts as none)."""
+    jar = SimpleCookie()
+    try:
+        jar.load(request.headers.get("cookie", ""))
+    except CookieError:
+        return None
+    morsel = jar.get(name)
+    return morsel.value if morsel else None
+
+
+def query(request: func.HttpRequest) -> dict[str, str]:
+    return {name: value for name, value in request.params.items()}
+
+
+def friendly_errors(handler: Callable[[func.HttpRequest], func.HttpResponse]):
+    """Typed errors become their page or JSON; anything unexpected a 500 with a reference id, no internals."""
+
+    @functools.wraps(handler)
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return handler(req)
+        except ConnectorError as error:
+            return error_response(error, req)
+        except Exception:
+            error = ConnectorError("Something went wrong on our side.", status=500, code="internal_error",
+                                   next_step="Try again in a minute. If it keeps happening, tell IT.")
+            error.title = "Something went wrong"
+            log.exception("unexpected failure (reference %s)", error.reference)
+            return error_response(error, req)
+
+    return wrapper

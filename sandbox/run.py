@@ -90,7 +90,7 @@ def start_standins(sandbox: Sandbox) -> None:
     ])
     states = {
         "oracle": oracle.OracleState(redirect_uris=[f"{host}/api/launch/callback"],
-                                     launch_url=f"{host}/api/launch/provider"),
+                                     launch_url=f"{host}/api/launch/provider", public_url=world.oracle_url),
         "entra": entra_state,
         "graph": graph.GraphState(entra_state),
         "acs": acs.AcsState(access_key=config.ACS_ACCESS_KEY),
@@ -124,14 +124,13 @@ def seed_demo(sandbox: Sandbox) -> None:
 
 
 def start_sandbox(offset: int = 0, state_dir: Path | None = None, with_host: bool = True,
-                  seed: bool = True) -> Sandbox:
+                  seed: bool = True, ca: DevCA | None = None) -> Sandbox:
     """Start Azurite, the stand-ins, (optionally) the host and the demo configuration."""
     world = config.world(offset)
     state_dir = state_dir or config.STATE_DIR / f"run-{offset}"
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True)
-    ca = make_dev_ca(state_dir / "ca")
-    os.environ.update(ca.trust_env())
+    ca = ca or make_dev_ca(state_dir / "ca")
     sandbox = Sandbox(world=world, ca=ca, settings_env=world.app_settings())
     try:
         sandbox.processes.append(start_azurite(world, state_dir))

@@ -21,7 +21,9 @@ class RunningServer:
     port: int
 
     def stop(self) -> None:
+        # Clients that keep https connections open (azure-core after a failed poll) must not hold shutdown up.
         self.server.should_exit = True
+        self.server.force_exit = True
         self.thread.join(timeout=10)
 
 
@@ -40,7 +42,8 @@ def wait_for_port(port: int, timeout: float = 20.0, host: str = "127.0.0.1") -> 
 def serve(app, port: int, ca: DevCA | None = None, host: str = "127.0.0.1") -> RunningServer:
     """Start `app` on host:port (https when a dev CA is given) and wait until it accepts connections."""
     tls = {"ssl_certfile": str(ca.server_cert_pem), "ssl_keyfile": str(ca.server_key_pem)} if ca else {}
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", **tls)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
+                            timeout_graceful_shutdown=1, **tls)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"sandbox-{port}", daemon=True)
     thread.start()

@@ -25,10 +25,15 @@ _clients: dict[str, httpx.Client] = {}
 _counts: Counter[str] = Counter()
 
 
+def count_call(system: str) -> None:
+    """Count one outbound call (SDKs with their own transport report here too)."""
+    with _lock:
+        _counts[system] += 1
+
+
 def _counter(system: str):
     def count(_request: httpx.Request) -> None:
-        with _lock:
-            _counts[system] += 1
+        count_call(system)
 
     return count
 

@@ -58,7 +58,7 @@ def display_name(spec: PatientSpec) -> str:
     return f"{spec.family.upper()}, {spec.given.upper()}"
 
 
-def _phone(value: str, use: str, rank: int, number: int) -> dict[str, Any]:
+def _phone(value: str, use: str, rank: int, number: str) -> dict[str, Any]:
     formatted = f"({value[:3]}){value[3:6]}-{value[6:]}"
     return {
         "id": f"CI-PH-{number}-{rank}",
@@ -70,7 +70,7 @@ def _phone(value: str, use: str, rank: int, number: int) -> dict[str, Any]:
     }
 
 
-def patient_telecom(spec: PatientSpec, number: int) -> list[dict[str, Any]]:
+def patient_telecom(spec: PatientSpec, number: str) -> list[dict[str, Any]]:
     """Phones in national format (no +1), rank as string; mobile first when there is one."""
     telecom: list[dict[str, Any]] = []
     for use, value in (("mobile", spec.mobile), ("home", spec.home)):
@@ -108,12 +108,12 @@ def patient(tenant: str, patient_id: str, spec: PatientSpec, updated: datetime) 
             "type": {"coding": [{"system": code_set(tenant, 4), "code": "10", "display": "MRN",
                                  "userSelected": True}], "text": "MRN"},
             "system": "urn:oid:2.16.840.1.113883.6.1000",
-            "value": str(int(patient_id) % 100000),
+            "value": patient_id[-5:],
         }],
         "active": True,
         "name": [{"id": f"CI-{patient_id}-0", "use": "official", "text": name, "family": spec.family.upper(),
                   "given": [spec.given.upper()]}],
-        "telecom": patient_telecom(spec, int(patient_id)),
+        "telecom": patient_telecom(spec, patient_id),
         "gender": spec.gender,
         "birthDate": spec.birth_date,
         "communication": [{"language": language(tenant, spec.language), "preferred": True}],

@@ -203,6 +203,8 @@ class OracleState:
             practitioner_id = practitioner_id or next(iter(data.resources["Practitioner"]))
             launch = Launch(secrets.token_urlsafe(24), tenant, practitioner_id, patient_id, encounter_id,
                             appointment_id, self.now() + LAUNCH_LIFETIME)
+            now = self.now()
+            self.launches = {key: old for key, old in self.launches.items() if old.expires_at > now}
             self.launches[launch.launch_id] = launch
             return launch.launch_id
 
@@ -312,7 +314,7 @@ class OracleState:
             if status == "cancelled":
                 resource["cancelationReason"] = resources.cancellation_reason(tenant)
             self._put(tenant, resource)
-            self.data[tenant].encounters[appointment_id] = str(97953000 + int(appointment_id) % 1_000_000)
+            self.data[tenant].encounters[appointment_id] = str(97953001 + len(self.data[tenant].encounters))
             return appointment_id
 
     def reschedule(self, appointment_id: str, start: datetime, end: datetime, *,

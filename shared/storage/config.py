@@ -122,7 +122,10 @@ class ConfigRepository:
 
     def find_by_iss(self, iss: str) -> tuple[str, FhirEndpoint] | None:
         """The tenant and endpoint registered for a launch's `iss`, across all organizations."""
-        endpoint_id = endpoint_id_for(iss)
+        return self.find_by_id(endpoint_id_for(iss))
+
+    def find_by_id(self, endpoint_id: str) -> tuple[str, FhirEndpoint] | None:
+        """The tenant and endpoint of an endpoint id (from a patient link)."""
         index = entities.get(self.table, INDEX_PARTITION, endpoint_id)
         if index is None:
             return None

@@ -1,0 +1,32 @@
+"""Provider SMART EHR launch, its callback, and the one-time Microsoft link."""
+
+import azure.functions as func
+
+from functions.responses import friendly_errors, query, redirect_response, request_cookie
+from shared.launch import LAUNCH_COOKIE, LINK_COOKIE, ProviderLaunch
+
+bp = func.Blueprint()
+
+
+@bp.route(route="launch/provider", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@friendly_errors
+def launch_provider(req: func.HttpRequest) -> func.HttpResponse:
+    """PowerChart opens this with `iss` and `launch`: on to Cerner's authorize endpoint."""
+    outcome = ProviderLaunch().start(query(req))
+    return redirect_response(outcome.location, outcome.cookies)
+
+
+@bp.route(route="launch/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@friendly_errors
+def launch_callback(req: func.HttpRequest) -> func.HttpResponse:
+    """Cerner's redirect back: on to the visit, or to the one-time Microsoft sign-in."""
+    outcome = ProviderLaunch().callback(query(req), request_cookie(req, LAUNCH_COOKIE.name))
+    return redirect_response(outcome.location, outcome.cookies)
+
+
+@bp.route(route="launch/microsoft/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@friendly_errors
+def launch_microsoft_callback(req: func.HttpRequest) -> func.HttpResponse:
+    """Microsoft's redirect back after the one-time sign-in: link the EHR user, then the visit."""
+    outcome = ProviderLaunch().microsoft_callback(query(req), request_cookie(req, LINK_COOKIE.name))
+    return redirect_response(outcome.location, outcome.cookies)

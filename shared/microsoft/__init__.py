@@ -1,0 +1,1 @@
+"""Microsoft: Entra ID sign-in and app tokens (msal), Graph meetings, licences."""

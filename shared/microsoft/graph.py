@@ -1,0 +1,78 @@
+"""Microsoft Graph over the shared client: app-only token, 429 with Retry-After honoured, typed errors."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from shared.errors import ConnectorError, DependencyFailed, NotFound
+from shared.http import client, dependency
+from shared.microsoft.entra import graph_app_token
+from shared.settings import get_settings
+
+MAX_ATTEMPTS = 3
+MAX_RETRY_AFTER_SECONDS = 10.0
+
+
+class AccessPolicyMissing(ConnectorError):
+    status, code, title = 403, "teams_access_policy_missing", "Teams is not set up for this clinic yet"
+
+
+class GraphClient:
+    """Calls Graph v1.0 for one tenant with an app-only token."""
+
+    def __init__(self, tenant_id: str | None = None):
+        self.tenant_id = tenant_id
+        self.base = f"{get_settings().graph_base_url}/v1.0"
+
+    def request(self, method: str, path: str, json: dict[str, Any] | None = None) -> httpx.Response:
+        """One Graph call; throttling (429) waits for Retry-After, a few times at most."""
+        headers = {"Authorization": f"Bearer {graph_app_token(self.tenant_id)}", "Accept": "application/json"}
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            with dependency("graph"):
+                response = client("graph").request(method, f"{self.base}{path}", json=json, headers=headers)
+            if response.status_code != 429 or attempt == MAX_ATTEMPTS:
+                return response
+            time.sleep(min(float(response.headers.get("Retry-After", "1") or 1), MAX_RETRY_AFTER_SECONDS))
+        raise AssertionError("unreachable")
+
+    def checked(self, method: str, path: str, organizer: str = "",
+                json: dict[str, Any] | None = None) -> httpx.Response:
+        """A call whose failures become user-safe errors (the access policy one names what to grant)."""
+        response = self.request(method, path, json)
+        if response.status_code < 300:
+            return response
+        if response.status_code == 403 and organizer:
+            raise AccessPolicyMissing(
+                "Microsoft Teams does not yet allow the connector to create meetings for this clinic's "
+                "virtual appointments account.",
+                next_step="Contact your administrator. Administrator: grant the Teams application access policy "
+                "to the organizer account configured for this FHIR endpoint (Grant-CsApplicationAccessPolicy, "
+                "see infra/tenant-setup.ps1); it takes up to 30 minutes to apply.",
+            )
+        if response.status_code == 404:
+            raise NotFound("Microsoft Teams has no such meeting or account.",
+                           next_step="Ask your administrator to check the organizer account in the portal.")
+        if response.status_code == 429:
+            raise DependencyFailed("Microsoft Teams is busy right now.", next_step="Try again in a minute.",
+                                   status=503)
+        raise DependencyFailed(f"Microsoft Graph answered HTTP {response.status_code}.",
+                               next_step="Try again in a minute. If it keeps happening, tell IT.")
+
+    def create_or_get_meeting(self, organizer: str, body: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """(created?, meeting) for an externalId under the organizer."""
+        response = self.checked("POST", f"/users/{organizer}/onlineMeetings/createOrGet", organizer, body)
+        return response.status_code == 201, response.json()
+
+    def update_meeting(self, organizer: str, meeting_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.checked("PATCH", f"/users/{organizer}/onlineMeetings/{meeting_id}", organizer, body).json()
+
+    def virtual_appointment_join_url(self, organizer: str, meeting_id: str) -> str:
+        """The browser (B2C) join URL, where anonymous patients wait in the lobby."""
+        path = f"/users/{organizer}/onlineMeetings/{meeting_id}/getVirtualAppointmentJoinWebUrl"
+        return self.checked("GET", path, organizer).json()["value"]
+
+    def subscribed_skus(self) -> list[dict[str, Any]]:
+        return self.checked("GET", "/subscribedSkus").json().get("value", [])

@@ -1,0 +1,91 @@
+"""One Teams meeting per appointment: createOrGet under the neutral organizer, provider as co-organizer."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.errors import Conflict
+from shared.fhir import Appointment
+from shared.microsoft.graph import GraphClient
+from shared.storage.config import FhirEndpoint
+from shared.tokens import sealer
+
+SUBJECT = "Virtual appointment"  # neutral: never a name, a reason or an id
+SETTINGS: dict[str, Any] = {
+    "lobbyBypassSettings": {"scope": "organization", "isDialInBypassEnabled": False},
+    "allowedLobbyAdmitters": "organizerAndCoOrganizers",
+    "allowMeetingChat": "limited",
+    "allowedPresenters": "organizer",
+    "isEntryExitAnnounced": False,
+}
+
+
+class Meeting(BaseModel):
+    id: str
+    join_web_url: str
+    organizer: str
+
+
+def external_id(endpoint: FhirEndpoint, appointment_id: str) -> str:
+    """Keyed, so the meeting's id reveals nothing about the appointment."""
+    return sealer().keyed_hash("meeting", endpoint.id, appointment_id)
+
+
+def _co_organizers(meeting: dict[str, Any]) -> set[str]:
+    attendees = (meeting.get("participants") or {}).get("attendees") or []
+    return {
+        a.get("identity", {}).get("user", {}).get("id", "") for a in attendees if a.get("role") == "coorganizer"
+    }
+
+
+def _needs_settings(meeting: dict[str, Any]) -> bool:
+    return any(meeting.get(name) != value for name, value in SETTINGS.items() if name != "isEntryExitAnnounced")
+
+
+def ensure_meeting(graph: GraphClient, endpoint: FhirEndpoint, appointment: Appointment,
+                   co_organizer_oid: str | None = None) -> Meeting:
+    """The appointment's meeting, created on first use, with lobby and chat settings and the co-organizer."""
+    if not endpoint.organizer:
+        raise Conflict("No Teams organizer account is configured for this Cerner environment.",
+                       next_step="Ask your administrator to set the organizer account in the portal.")
+    start = appointment.start or datetime.now(UTC)
+    end = appointment.end if appointment.end and appointment.end > start else start + timedelta(hours=1)
+    created, meeting = graph.create_or_get_meeting(endpoint.organizer, {
+        "externalId": external_id(endpoint, appointment.id),
+        "subject": SUBJECT,
+        "startDateTime": start.isoformat(),
+        "endDateTime": end.isoformat(),
+    })
+    co_organizers = _co_organizers(meeting)
+    missing = bool(co_organizer_oid) and co_organizer_oid not in co_organizers
+    # Skip the PATCH on the warm path: settings stick, and the provider is already co-organizer.
+    if created or missing or _needs_settings(meeting):
+        attendees = [{"identity": {"user": {"id": oid}}, "role": "coorganizer"}
+                     for oid in sorted(co_organizers | ({co_organizer_oid} if co_organizer_oid else set()))]
+        meeting = graph.update_meeting(endpoint.organizer, meeting["id"], {
+            **SETTINGS, "participants": {"attendees": attendees},
+        }) or meeting
+    return Meeting(id=meeting["id"], join_web_url=meeting["joinWebUrl"], organizer=endpoint.organizer)
+
+
+_join_urls: dict[str, tuple[float, str]] = {}
+JOIN_URL_CACHE_SECONDS = 6 * 3600
+
+
+def patient_join_url(graph: GraphClient, endpoint: FhirEndpoint, appointment: Appointment) -> str:
+    """The browser join URL where the patient waits in the lobby (same meeting as the provider's).
+
+    Cached in process by the meeting's external id: a patient who taps the link again costs no Graph call.
+    """
+    key = external_id(endpoint, appointment.id)
+    cached = _join_urls.get(key)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    meeting = ensure_meeting(graph, endpoint, appointment)
+    url = graph.virtual_appointment_join_url(endpoint.organizer, meeting.id)
+    _join_urls[key] = (time.monotonic() + JOIN_URL_CACHE_SECONDS, url)
+    return url

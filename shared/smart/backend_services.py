@@ -1,0 +1,63 @@
+"""SMART Backend Services (private_key_jwt, RS384/ES384) or Cerner's basic system secret, cached until expiry."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from shared.errors import DependencyFailed
+from shared.http import client, dependency
+from shared.settings import get_settings
+from shared.smart.discovery import smart_configuration
+
+V1_SYSTEM_SCOPES = "system/Appointment.read system/Patient.read"
+V2_SYSTEM_SCOPES = "system/Appointment.rs system/Patient.rs"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+_lock = threading.Lock()
+_tokens: dict[str, tuple[float, str]] = {}
+
+
+def _client_assertion(token_endpoint: str) -> str:
+    settings = get_settings()
+    key = load_pem_private_key(settings.smart_system_private_key.get_secret_value().encode(), password=None)
+    algorithm = "ES384" if isinstance(key, ec.EllipticCurvePrivateKey) else "RS384"
+    now = int(time.time())
+    claims = {"iss": settings.smart_system_client_id, "sub": settings.smart_system_client_id,
+              "aud": token_endpoint, "exp": now + 240, "iat": now, "jti": uuid.uuid4().hex}
+    return jwt.encode(claims, key, algorithm=algorithm,
+                      headers={"kid": settings.smart_system_key_id, "typ": "JWT"})
+
+
+def system_token(fhir_base_url: str) -> str:
+    """A system access token for the FHIR base URL, reused until shortly before it expires."""
+    with _lock:
+        cached = _tokens.get(fhir_base_url)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    settings = get_settings()
+    configuration = smart_configuration(fhir_base_url)
+    form = {"grant_type": "client_credentials",
+            "scope": V2_SYSTEM_SCOPES if configuration.scopes_v2 else V1_SYSTEM_SCOPES}
+    auth = None
+    if settings.smart_system_private_key.get_secret_value():
+        form |= {"client_assertion_type": ASSERTION_TYPE,
+                 "client_assertion": _client_assertion(configuration.token_endpoint)}
+    else:
+        auth = (settings.smart_system_client_id, settings.smart_system_secret.get_secret_value())
+    with dependency("smart"):
+        response = client("smart").post(configuration.token_endpoint, data=form, auth=auth,
+                                        headers={"Accept": "application/json"})
+    if response.status_code != 200:
+        raise DependencyFailed("Cerner refused the connector's system account.",
+                               next_step="Ask IT to check the system account and its scopes in Cerner.")
+    body = response.json()
+    expires_in = int(body.get("expires_in", 300))
+    with _lock:
+        _tokens[fhir_base_url] = (time.monotonic() + max(expires_in - 30, 0), body["access_token"])
+    return body["access_token"]

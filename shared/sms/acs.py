@@ -1,0 +1,94 @@
+"""ACS SMS send through the real SDK, with our own per-recipient repeatability ids for exactly-once delivery."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+
+from azure.communication.sms import SmsClient
+from azure.communication.sms._generated.models import SendMessageRequest, SmsRecipient, SmsSendOptions
+from azure.core.credentials import AzureKeyCredential
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+from shared.errors import ConnectorError, DependencyFailed
+from shared.http import count_call
+from shared.settings import get_settings
+
+
+class SmsThrottled(ConnectorError):
+    status, code, title = 429, "sms_throttled", "Text messages are paused for a moment"
+
+    def __init__(self, retry_after: float):
+        super().__init__("Too many text messages were sent from this number in the last minute.",
+                         next_step="Try again in a minute.")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """ACS's per-recipient answer (a 202 can still carry a failure for the recipient)."""
+
+    successful: bool
+    message_id: str
+    http_status: int
+    error: str
+
+
+class _CountCalls(SansIOHTTPPolicy):
+    def on_request(self, request) -> None:
+        count_call("acs")
+
+
+_lock = threading.Lock()
+_client: SmsClient | None = None
+
+
+def sms_client() -> SmsClient:
+    """One SDK client per process; access key locally, managed identity in Azure."""
+    global _client
+    with _lock:
+        if _client is None:
+            settings = get_settings()
+            key = settings.acs_access_key.get_secret_value()
+            if key:
+                credential = AzureKeyCredential(key)
+            else:
+                from azure.identity import DefaultAzureCredential
+
+                credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id or None)
+            # Retries are ours to decide (throttling carries over to the next run), not the SDK's.
+            _client = SmsClient(settings.acs_endpoint, credential, retry_total=0,
+                                per_call_policies=[_CountCalls()],
+                                connection_timeout=settings.http_timeout_seconds,
+                                read_timeout=settings.http_timeout_seconds)
+        return _client
+
+
+def send_sms(from_number: str, to: str, message: str, *, tag: str, repeatability_id: str,
+             first_sent: datetime) -> SendOutcome:
+    """Send one SMS; the same repeatability id and first-sent time make a retry a no-op at ACS."""
+    request = SendMessageRequest(
+        from_property=from_number,
+        sms_recipients=[SmsRecipient(to=to, repeatability_request_id=repeatability_id,
+                                     repeatability_first_sent=format_datetime(first_sent, usegmt=True))],
+        message=message,
+        sms_send_options=SmsSendOptions(enable_delivery_report=True, tag=tag),
+    )
+    try:
+        # The public send() draws a random repeatability id per call, which would defeat exactly-once.
+        items = sms_client()._sms_service_client.sms.send(request, cls=lambda _p, body, _h: body.value)
+    except HttpResponseError as exc:
+        if exc.status_code == 429:
+            retry_after = float((exc.response.headers.get("Retry-After") if exc.response else None) or 60)
+            raise SmsThrottled(retry_after) from exc
+        raise DependencyFailed(f"Azure Communication Services answered HTTP {exc.status_code}.",
+                               next_step="Try again in a minute.") from exc
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise DependencyFailed("Azure Communication Services could not be reached.",
+                               next_step="Try again in a minute.") from exc
+    item = items[0]
+    return SendOutcome(successful=bool(item.successful), message_id=item.message_id or "",
+                       http_status=int(item.http_status_code or 0), error=item.error_message or "")

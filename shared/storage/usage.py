@@ -1,0 +1,52 @@
+"""Usage events per visit (opaque key, times only) in the organization's region account."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.data.tables import UpdateMode
+
+from shared.settings import Region
+from shared.storage import entities
+from shared.storage.accounts import TableAccounts
+from shared.storage.ledger import day_partition
+from shared.storage.schema import check_entity
+
+TABLE = "usage"
+
+
+class UsageRepository:
+    """Times of what happened in a visit; never who."""
+
+    def __init__(self, accounts: TableAccounts):
+        self.accounts = accounts
+
+    def record(self, region: Region, endpoint_id: str, visit_key: str, scheduled_start: datetime,
+               fields: dict[str, Any], keep_first: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Merge event times into the visit's row; fields in keep_first keep their earliest value."""
+        table = self.accounts.table(TABLE, region)
+        partition = day_partition(endpoint_id, scheduled_start)
+        current = entities.get(table, partition, visit_key) or {}
+        update = {k: v for k, v in fields.items() if not (k in keep_first and current.get(k))}
+        entity = {"PartitionKey": partition, "RowKey": visit_key, "Kind": "visit",
+                  "scheduled_start": scheduled_start, **update}
+        check_entity(TABLE, entity)
+        table.upsert_entity(entity, mode=UpdateMode.MERGE)
+        return {**current, **entity}
+
+    def get(self, region: Region, endpoint_id: str, visit_key: str, scheduled_start: datetime) -> dict[str, Any]:
+        table = self.accounts.table(TABLE, region)
+        return entities.get(table, day_partition(endpoint_id, scheduled_start), visit_key) or {}
+
+    def between(self, region: Region, endpoint_ids: list[str], start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Visits scheduled in [start, end) for these endpoints (for the usage report)."""
+        table = self.accounts.table(TABLE, region)
+        rows: list[dict[str, Any]] = []
+        for endpoint_id in endpoint_ids:
+            rows += [dict(r) for r in table.query_entities(
+                "PartitionKey ge @lo and PartitionKey le @hi and scheduled_start ge @start and scheduled_start lt @end",
+                parameters={"lo": day_partition(endpoint_id, start), "hi": day_partition(endpoint_id, end),
+                            "start": start.astimezone(UTC), "end": end.astimezone(UTC)},
+            )]
+        return rows

@@ -1,0 +1,118 @@
+"""Sealed patient links and cookies: round trip, tampering, key rotation, expiry."""
+
+from __future__ import annotations
+
+import string
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.settings import Settings
+from shared.tokens import MAX_LINK_CHARS, Sealer, TokenExpired, TokenInvalid
+
+KEY_A = "k1:q6T1bQy3nX9vW2eR5tY8uI0oP4aS7dF1gH3jK6lZ9xc="
+KEY_B = "k2:8Jd3kL0pQ7rT1vX5zB9nM2cF6hJ0kP4sW8yA3eG7iL0="
+HASH = "Zm9yLXRoZS1zYW5kYm94LW9ubHktaGFzaC1rZXktMzI="
+ENDPOINT = "0123456789abcdef"
+LATER = datetime.now(UTC) + timedelta(hours=3)
+
+
+def sealer(keys: str = KEY_A, active: str = "k1") -> Sealer:
+    return Sealer(Settings(seal_keys=keys, seal_active_key_id=active, hash_key=HASH))
+
+
+def test_link_round_trip_is_short_url_safe_and_unreadable():
+    token = sealer().seal_link(ENDPOINT, "98765432101", LATER)
+    assert len(token) <= MAX_LINK_CHARS
+    assert set(token) <= set(string.ascii_letters + string.digits + "-_")
+    assert "98765432101" not in token and ENDPOINT not in token
+    endpoint, appointment, expires = sealer().open_link(token)
+    assert (endpoint, appointment) == (ENDPOINT, "98765432101")
+    assert abs((expires - LATER).total_seconds()) < 60
+
+
+def test_largest_appointment_id_still_fits_64_characters():
+    assert len(sealer().seal_link(ENDPOINT, str(2**64 - 1), LATER)) <= 64
+
+
+def test_two_links_for_the_same_appointment_differ():
+    assert sealer().seal_link(ENDPOINT, "1", LATER) != sealer().seal_link(ENDPOINT, "1", LATER)
+
+
+def test_every_single_character_change_is_refused():
+    token = sealer().seal_link(ENDPOINT, "4817517", LATER)
+    alphabet = string.ascii_letters + string.digits + "-_"
+    for index in range(len(token)):
+        for replacement in (alphabet[(alphabet.index(token[index]) + 1) % len(alphabet)],):
+            forged = token[:index] + replacement + token[index + 1:]
+            with pytest.raises((TokenInvalid, TokenExpired)):
+                sealer().open_link(forged)
+
+
+def test_every_single_byte_change_is_refused():
+    import base64
+
+    token = sealer().seal_link(ENDPOINT, "4817517", LATER)
+    raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    for index in range(len(raw)):
+        changed = bytearray(raw)
+        changed[index] ^= 0x01
+        forged = base64.urlsafe_b64encode(bytes(changed)).rstrip(b"=").decode()
+        with pytest.raises(TokenInvalid):
+            sealer().open_link(forged)
+
+
+def test_truncated_links_are_refused():
+    token = sealer().seal_link(ENDPOINT, "4817517", LATER)
+    for length in range(len(token)):
+        with pytest.raises(TokenInvalid):
+            sealer().open_link(token[:length])
+
+
+def test_expired_link_is_refused_as_expired():
+    token = sealer().seal_link(ENDPOINT, "4817517", datetime.now(UTC) - timedelta(minutes=2))
+    with pytest.raises(TokenExpired):
+        sealer().open_link(token)
+
+
+def test_wrong_key_is_refused_and_rotation_keeps_old_links_working():
+    old = sealer(KEY_A, "k1").seal_link(ENDPOINT, "42", LATER)
+    with pytest.raises(TokenInvalid):
+        sealer(KEY_B.replace("k2", "k1"), "k1").open_link(old)
+    rotated = sealer(f"{KEY_A},{KEY_B}", "k2")
+    assert rotated.open_link(old)[1] == "42"
+    new = rotated.seal_link(ENDPOINT, "43", LATER)
+    with pytest.raises(TokenInvalid):
+        sealer(KEY_A, "k1").open_link(new)
+
+
+def test_non_numeric_appointment_ids_cannot_be_linked():
+    with pytest.raises(ValueError):
+        sealer().seal_link(ENDPOINT, "abc", LATER)
+
+
+def test_sealed_json_is_bound_to_its_purpose_and_expires():
+    value = sealer().seal_json({"state": "s"}, 60, "ehr-launch")
+    assert sealer().open_json(value, "ehr-launch") == {"state": "s"}
+    with pytest.raises(TokenInvalid):
+        sealer().open_json(value, "ms-link")
+    with pytest.raises(TokenExpired):
+        sealer().open_json(sealer().seal_json({}, -1, "x"), "x")
+    with pytest.raises(TokenInvalid):
+        sealer().open_json(value[:-2] + ("A" if value[-2] != "A" else "B") + value[-1], "ehr-launch")
+
+
+def test_keyed_hash_depends_on_the_key():
+    other = Sealer(Settings(seal_keys=KEY_A, seal_active_key_id="k1", hash_key="b3RoZXIta2V5"))
+    assert sealer().keyed_hash("a", "1") == sealer().keyed_hash("a", "1")
+    assert sealer().keyed_hash("a", "1") != other.keyed_hash("a", "1")
+    assert "1" != sealer().keyed_hash("a", "1")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=string.ascii_letters + string.digits + "-_=.%", max_size=90))
+def test_random_strings_never_open(text):
+    with pytest.raises((TokenInvalid, TokenExpired)):
+        sealer().open_link(text)
