@@ -1,10 +1,10 @@
-"""The provider's visit page and its actions."""
+"""The provider's visit page and its actions: send the link to the patient, live patient status."""
 
 import azure.functions as func
 
-from functions.responses import friendly_errors, html_response, request_cookie
+from functions.responses import friendly_errors, html_response, json_response, request_cookie
 from shared.launch import SESSION_COOKIE
-from shared.visits import provider_page
+from shared.visits import patient_status, provider_page, send_link
 
 bp = func.Blueprint()
 
@@ -14,3 +14,17 @@ bp = func.Blueprint()
 def visit_page(req: func.HttpRequest) -> func.HttpResponse:
     """The appointment, its Teams meeting, and the patient's status."""
     return html_response(provider_page(req.route_params["visit"], request_cookie(req, SESSION_COOKIE.name)))
+
+
+@bp.route(route="visits/{visit}/send-link", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@friendly_errors
+def visit_send_link(req: func.HttpRequest) -> func.HttpResponse:
+    """Text the patient their join link (JSON for the page's script)."""
+    return json_response(send_link(req.route_params["visit"], request_cookie(req, SESSION_COOKIE.name)))
+
+
+@bp.route(route="visits/{visit}/status", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@friendly_errors
+def visit_status(req: func.HttpRequest) -> func.HttpResponse:
+    """Has the patient opened the link, how long have they waited, how did the text fare."""
+    return json_response(patient_status(req.route_params["visit"], request_cookie(req, SESSION_COOKIE.name)))

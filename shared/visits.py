@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared.errors import Gone, NotSignedIn
+from shared.errors import Conflict, Gone, InvalidInput, NotSignedIn
 from shared.fhir import FhirClient
-from shared.launch import RELAUNCH, LaunchExpired, NotConfigured
+from shared.join import link_for, visit_key
+from shared.launch import RELAUNCH, VISIT_TTL_SECONDS, LaunchExpired, NotConfigured
 from shared.microsoft.graph import GraphClient
 from shared.microsoft.meetings import ensure_meeting
 from shared.pages import render
 from shared.settings import get_settings
+from shared.sms.acs import send_sms
+from shared.sms.phone import masked, reachable_from_toll_free, to_e164
+from shared.sms.texts import pick_language, render_sms
 from shared.storage.accounts import default_accounts
 from shared.storage.config import ConfigRepository
+from shared.storage.ledger import LedgerRepository, day_partition, message_tag
+from shared.storage.usage import UsageRepository
 from shared.tokens import TokenExpired, TokenInvalid, sealer
+
+RESEND_AFTER = timedelta(minutes=1)
+VISIT_TTL = VISIT_TTL_SECONDS
 
 
 def open_visit(visit_ref: str, session_cookie: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -54,6 +65,112 @@ def provider_page(visit_ref: str, session_cookie: str | None) -> str:
         join_teams_url=meeting.join_web_url,
         join_browser_url=meeting.join_web_url + ("&" if "?" in meeting.join_web_url else "?") + "webjoin=true",
         visit_ref=visit_ref,
+        status_ref=status_ref_for(visit, appointment.start),
         environment=endpoint.environment,
         lobby_alert_minutes=get_settings().lobby_alert_minutes,
     )
+
+
+def _visit_context(visit_ref: str, session_cookie: str | None):
+    visit, session = open_visit(visit_ref, session_cookie)
+    accounts = default_accounts()
+    config = ConfigRepository(accounts)
+    endpoint = config.endpoint(visit["tenant"], visit["endpoint"])
+    if endpoint is None:
+        raise NotConfigured("This Cerner environment was removed from the configuration.", next_step=RELAUNCH)
+    organization = config.organization(visit["tenant"])
+    region = organization.region if organization else get_settings().default_region
+    return visit, session, accounts, config, endpoint, region
+
+
+def send_link(visit_ref: str, session_cookie: str | None, now: datetime | None = None) -> dict[str, Any]:
+    """Text the patient their join link once (repeated clicks within a minute send once)."""
+    now = now or datetime.now(UTC)
+    visit, session, accounts, config, endpoint, region = _visit_context(visit_ref, session_cookie)
+    if not config.sms_consents(visit["tenant"]).complete:
+        raise Conflict("Text messages are not switched on for your organization.",
+                       next_step="Read the link to the patient, or ask your administrator to enable SMS.")
+    if not endpoint.sms_number:
+        raise Conflict("No sending phone number is linked to this Cerner environment.",
+                       next_step="Ask your administrator to link a number in the portal.")
+    fhir = FhirClient(endpoint.base_url, session["token"])
+    appointment = fhir.appointment(visit["appointment"])
+    if appointment.cancelled:
+        raise Gone("This appointment was cancelled in Cerner.", next_step="Nothing was sent to the patient.")
+    patient = fhir.patient(appointment.patient_id)
+    mobile = to_e164(patient.mobile) if patient.mobile else None
+    if mobile is None:
+        raise InvalidInput("There is no mobile number on file for this patient.", status=422,
+                           next_step="Add a mobile number in PowerChart, or give the patient the link another way.")
+    if not reachable_from_toll_free(mobile):
+        raise InvalidInput("This patient's mobile number is in a country this sending number cannot text.",
+                           status=422, next_step="Give the patient the link another way.")
+    start = appointment.start or now
+    ledger = LedgerRepository(accounts)
+    partition, row = day_partition(endpoint.id, start), sealer().keyed_hash("link", endpoint.id, appointment.id)
+    previous = ledger.get(region, partition, row)
+    if previous and previous.get("sent_at") and now - previous["sent_at"] < RESEND_AFTER:
+        return {"status": previous.get("status", "sent"), "sent_to": masked(mobile), "repeated": True}
+    fields = {"kind": "link", "status": "sending", "sent_at": now, "appointment_end": appointment.end or start}
+    won = ledger.update(region, partition, row, fields, etag=previous.metadata["etag"]) if previous \
+        else ledger.claim(region, partition, row, fields)
+    if not won:  # another click got there first
+        return {"status": "sending", "sent_to": masked(mobile), "repeated": True}
+    language = pick_language(patient.language, endpoint.default_language)
+    text = render_sms("link", language, start.astimezone(ZoneInfo(endpoint.time_zone)), link_for(endpoint, appointment))
+    outcome = send_sms(endpoint.sms_number, mobile, text, tag=message_tag(partition, row),
+                       repeatability_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{row}|{now.isoformat()}")),
+                       first_sent=now)
+    status = "sent" if outcome.successful else "failed"
+    ledger.update(region, partition, row, {"status": status, "message_id": outcome.message_id,
+                                           "detail": "" if outcome.successful else f"HTTP {outcome.http_status}"})
+    if not outcome.successful:
+        raise InvalidInput("The text message could not be sent to the mobile number on file.", status=422,
+                           next_step="Check the patient's mobile number in PowerChart, or give the link another way.")
+    UsageRepository(accounts).record(region, endpoint.id, visit_key(endpoint.id, appointment.id), start,
+                                     {"sms_sent": True})
+    return {"status": "sent", "sent_to": masked(mobile), "repeated": False}
+
+
+DELIVERY_TEXT = {
+    "sending": "Sending…", "sent": "Sent", "delivered": "Delivered", "failed": "Not delivered",
+    "opted_out": "Not delivered: the patient has opted out of texts (replied STOP)",
+}
+
+
+def status_ref_for(visit: dict[str, Any], start: datetime | None) -> str:
+    """What the provider page polls with: the visit plus its scheduled start (to find the usage row)."""
+    return sealer().seal_json({**visit, "start": (start or datetime.now(UTC)).isoformat()}, VISIT_TTL, "visit-status")
+
+
+def patient_status(status_ref: str, session_cookie: str | None, now: datetime | None = None) -> dict[str, Any]:
+    """Whether the patient opened the link, how long they have waited, and how the link SMS fared."""
+    now = now or datetime.now(UTC)
+    try:
+        visit = sealer().open_json(status_ref, "visit-status")
+    except (TokenExpired, TokenInvalid) as exc:
+        raise LaunchExpired("This visit page is no longer valid.", next_step=RELAUNCH) from exc
+    session = sealer().open_json(session_cookie, "ehr-session") if session_cookie else None
+    if not session or (session["tenant"], session["endpoint"]) != (visit["tenant"], visit["endpoint"]):
+        raise NotSignedIn("Your Cerner session has ended.", next_step=RELAUNCH)
+    accounts = default_accounts()
+    config = ConfigRepository(accounts)
+    endpoint = config.endpoint(visit["tenant"], visit["endpoint"])
+    organization = config.organization(visit["tenant"])
+    region = organization.region if organization else get_settings().default_region
+    start = datetime.fromisoformat(visit["start"])
+    usage = UsageRepository(accounts).get(region, visit["endpoint"], visit_key(visit["endpoint"], visit["appointment"]),
+                                          start)
+    link = LedgerRepository(accounts).get(region, day_partition(visit["endpoint"], start),
+                                          sealer().keyed_hash("link", visit["endpoint"], visit["appointment"]))
+    body: dict[str, Any] = {"state": "waiting_for_patient", "text": "Waiting for patient", "alert": False}
+    if usage.get("patient_opened_at"):
+        opened = usage["patient_opened_at"]
+        waited = max(0, int((now - opened).total_seconds() // 60))
+        local = opened.astimezone(ZoneInfo(endpoint.time_zone if endpoint else "UTC")).strftime("%H:%M")
+        body = {"state": "patient_waiting", "opened_at": local, "waited_minutes": waited,
+                "text": f"Patient opened the link at {local}, waiting {waited} min",
+                "alert": waited >= get_settings().lobby_alert_minutes}
+    if link:
+        body["sms"] = {"status": link.get("status", ""), "text": DELIVERY_TEXT.get(link.get("status", ""), "")}
+    return body

@@ -35,8 +35,9 @@ def upsert(table: TableClient, table_name: str, kind: str, partition: str, row: 
 
 
 def get(table: TableClient, partition: str, row: str) -> dict[str, Any] | None:
+    """The entity (a dict whose `.metadata["etag"]` allows conditional updates), or None."""
     try:
-        return dict(table.get_entity(partition, row))
+        return table.get_entity(partition, row)
     except ResourceNotFoundError:
         return None
 

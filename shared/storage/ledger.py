@@ -73,5 +73,11 @@ class LedgerRepository:
         return count
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+def message_tag(partition: str, row: str) -> str:
+    """The ACS message tag of a ledger row: delivery reports carry it back (opaque, no PHI)."""
+    return f"{partition}|{row}"
+
+
+def parse_message_tag(tag: str) -> tuple[str, str] | None:
+    partition, separator, row = (tag or "").partition("|")
+    return (partition, row) if separator and partition and row else None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from sandbox.run import Sandbox, start_sandbox
 from sandbox.seed import sandbox_settings
 from shared.storage.accounts import TableAccounts
+from tests.integration.launching import PROVIDER
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +44,18 @@ def graph(sandbox):
 @pytest.fixture()
 def acs(sandbox):
     return sandbox.standins["acs"]
+
+
+@pytest.fixture()
+def browser():
+    """A real HTTP client that follows redirects and keeps cookies, like a browser."""
+    with httpx.Client(follow_redirects=True, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture()
+def signed_in_provider(entra):
+    """The provider's Microsoft sign-in completes without the account picker."""
+    entra.auto_sign_in_upn = PROVIDER
+    yield
+    entra.auto_sign_in_upn = None

@@ -3,49 +3,14 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
 import pytest
 
 from sandbox import config
-
-PROVIDER = "dr.grey@contoso-health.example"
-PRACTITIONER = "12742069"
-
-
-def launch_url(sandbox, launch: str, iss: str | None = None, **extra: str) -> str:
-    params = {"iss": iss or sandbox.world.fhir_base(), "launch": launch, **extra}
-    return f"{sandbox.world.host_url}/api/launch/provider?{urlencode(params)}"
-
-
-def todays_appointments(oracle, practitioner: str = PRACTITIONER, tenant: str = config.CERNER_TEST_TENANT) -> list[str]:
-    booked = []
-    for appointment_id in oracle.seeded[tenant].today:
-        resource = oracle.resource("Appointment", appointment_id, tenant)
-        actors = [p["actor"]["reference"] for p in resource["participant"]]
-        if resource["status"] == "booked" and f"Practitioner/{practitioner}" in actors:
-            booked.append(appointment_id)
-    return booked
-
-
-def patient_name(oracle, appointment_id: str) -> str:
-    resource = oracle.resource("Appointment", appointment_id, config.CERNER_TEST_TENANT)
-    return next(p["actor"]["display"] for p in resource["participant"] if "Patient/" in p["actor"]["reference"])
-
-
-@pytest.fixture()
-def browser():
-    with httpx.Client(follow_redirects=True, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture()
-def signed_in_provider(entra):
-    entra.auto_sign_in_upn = PROVIDER
-    yield
-    entra.auto_sign_in_upn = None
+from tests.integration.launching import PRACTITIONER, PROVIDER, launch_url, patient_name, todays_appointments
 
 
 def ehr_user_rows(accounts, region: str) -> list[dict]:

@@ -1,0 +1,40 @@
+using './main.bicep'
+
+// Production: every data region an organization may choose, zone-redundant storage, longer retention.
+// deploy.sh exports the environment variables read here.
+
+param environmentName = 'prod'
+param location = readEnvironmentVariable('AZURE_LOCATION', 'eastus')
+
+param enabledRegions = [
+  'americas'
+  'emea'
+  'apac'
+]
+param defaultRegion = 'americas'
+param americasLocation = 'eastus'
+param emeaLocation = 'westeurope'
+param apacLocation = 'australiaeast'
+param acsDataLocation = 'United States'
+
+// Looked up by deploy.sh from the app registration tenant-setup.sh creates; empty on the very first deployment.
+param entraClientId = readEnvironmentVariable('ENTRA_CLIENT_ID', '')
+
+// From Cerner Code Console (see infra/README-deploy.md). Secrets go to Key Vault, never here.
+param smartClientId = ''
+param smartClientConfidential = false
+param smartSystemClientId = ''
+param smartSystemAuth = 'none'   // 'private_key_jwt' once the system account and its JWKS are registered
+param smartSystemKeyId = ''
+
+param licenseEnforceInTest = false
+
+// ZRS needs a region with availability zones; the defaults above all have them.
+param storageSkuName = 'Standard_ZRS'
+param logRetentionInDays = 90
+param keyVaultSoftDeleteRetentionInDays = 90
+param maximumInstanceCount = 100
+param instanceMemoryMB = 2048
+
+param deployerPrincipalId = readEnvironmentVariable('DEPLOYER_PRINCIPAL_ID', '')
+param deployerPrincipalType = readEnvironmentVariable('DEPLOYER_PRINCIPAL_TYPE', 'User')

@@ -1,0 +1,315 @@
+"""Offline checks of infra/: the Bicep parses, passes checkov, and agrees with the app's settings and the role table.
+
+The Bicep compiler cannot be installed here, so these checks read the parsed files (pycep) instead of the ARM JSON.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from shared.settings import Settings
+from tests.infra.conftest import INFRA_DIR
+
+APP_SETTINGS_MODULE = "modules/function-app.bicep"
+RBAC_MODULE = "modules/rbac.bicep"
+
+# Settings that exist only for local development, so the Bicep does not set them in Azure.
+LOCAL_ONLY_SETTINGS = {
+    "azurite_account_key": "key of the local Azurite emulator; in Azure storage is reached with the managed identity",
+    "allow_private_fhir_hosts": "lets the sandbox use loopback FHIR servers; must stay off (its default) in Azure",
+    "acs_access_key": "ACS is reached with the managed identity in Azure, so no key is set and the default '' applies",
+}
+# The Functions platform's own settings: identity-based host storage and Entra-authenticated telemetry.
+PLATFORM_SETTINGS = {
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+}
+# Deprecated or replaced by functionAppConfig on Flex Consumption; a connection string would need account keys.
+FORBIDDEN_ON_FLEX = {
+    "FUNCTIONS_WORKER_RUNTIME",
+    "FUNCTIONS_EXTENSION_VERSION",
+    "WEBSITE_RUN_FROM_PACKAGE",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+    "WEBSITE_CONTENTSHARE",
+    "AzureWebJobsStorage",
+}
+# Bicep parameter defaults that intentionally differ from the Settings default, and why.
+DEPLOYED_DEFAULT_DIFFERS = {
+    "seal_active_key_id": "deploy.sh generates the first sealing key with this id (k1)",
+}
+
+# Built-in role definitions, from /work/shared/reference/peers-and-style.md §3.2 (checked there against
+# MicrosoftDocs/azure-docs articles/role-based-access-control/built-in-roles.md). The ACS row is marked
+# unverified in the reference; deploy.sh checks it against the tenant before every deployment.
+KNOWN_BUILT_IN_ROLES = {
+    "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+    "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+    "Storage Table Data Reader": "76199698-9eea-4c19-bc75-cec21354c6b6",
+    "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+    "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
+    "Key Vault Secrets Officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+    "Key Vault Reader": "21090545-7ca7-4776-b22c-e363652d74d2",
+    "Contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
+    "Communication and Email Service Owner": "09976791-48a7-449e-bb21-39d1a415f350",
+}
+TOO_BROAD_ROLES = {"Contributor", "Owner"}
+
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+KEY_VAULT_REFERENCE = re.compile(r"@Microsoft\.KeyVault\(SecretUri=\$\{secretUri\}/([a-z0-9-]+)/\)")
+
+
+def strings_in(value: Any) -> Iterator[str]:
+    """Every string a parsed Bicep value can take: both branches of a conditional, function arguments, items.
+
+    pycep gives literals and identifiers alike as strings; callers match the literal shapes they look for.
+    """
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings_in(item)
+    elif isinstance(value, dict) and "operator" in value:
+        operands = value["operator"]["operands"]
+        if value["operator"]["type"] == "conditional":
+            operands = {"true": operands["true_value"], "false": operands["false_value"]}
+        yield from strings_in(list(operands.values()))
+    elif isinstance(value, dict) and "function" in value:
+        yield from strings_in(list(value["function"].get("parameters", {}).values()))
+    elif isinstance(value, dict):
+        yield from strings_in(list(value.values()))
+
+
+def body(resource: dict[str, Any]) -> dict[str, Any]:
+    """A resource's own properties, inside any `if` condition or `for` loop pycep wraps around them."""
+    config = resource["config"]
+    while "condition" in config or "loop_type" in config:
+        config = config["config"]
+    return config
+
+
+def resources(bicep: dict[str, dict[str, Any]], resource_type: str) -> list[tuple[str, dict[str, Any]]]:
+    """(file, resource body) for every declared (not `existing`) resource of this type."""
+    return [
+        (file, body(resource))
+        for file, parsed in bicep.items()
+        for resource in parsed.get("resources", {}).values()
+        if resource["type"] == resource_type and not resource["existing"]
+    ]
+
+
+def camel_case(words: str) -> str:
+    """'Key Vault Secrets User' -> 'keyVaultSecretsUser'."""
+    first, *rest = re.split(r"[\s_]+", words)
+    return first.lower() + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+@pytest.fixture(scope="module")
+def app_settings(bicep: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The appSettings variable of the function app module."""
+    return bicep[APP_SETTINGS_MODULE]["variables"]["appSettings"]["value"]
+
+
+@pytest.fixture(scope="module")
+def role_map(bicep: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The one roleDefinitions map."""
+    return bicep[RBAC_MODULE]["variables"]["roleDefinitions"]["value"]
+
+
+def test_every_bicep_file_parses(bicep: dict[str, dict[str, Any]]) -> None:
+    expected = {path.relative_to(INFRA_DIR).as_posix() for path in INFRA_DIR.rglob("*.bicep")}
+    assert set(bicep) == expected
+    assert bicep["main.bicep"]["globals"]["scope"]["value"] == "subscription"
+
+
+def test_checkov_has_no_failed_check() -> None:
+    checkov = Path(sys.executable).with_name("checkov")
+    result = subprocess.run(
+        [str(checkov), "-d", str(INFRA_DIR), "--framework", "bicep", "--compact", "--skip-download", "--quiet"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Parsing errors" not in result.stdout, result.stdout
+
+
+def test_every_checkov_skip_says_why() -> None:
+    skips = [
+        (path.name, line.strip())
+        for path in INFRA_DIR.rglob("*.bicep")
+        for line in path.read_text().splitlines()
+        if "checkov:skip=" in line
+    ]
+    unexplained = [skip for skip in skips if not re.search(r"checkov:skip=CKV\w*_\d+:\S.{15,}", skip[1])]
+    assert skips and not unexplained
+
+
+def test_app_settings_are_exactly_the_azure_settings(app_settings: dict[str, Any]) -> None:
+    expected = {name.upper() for name in Settings.model_fields if name not in LOCAL_ONLY_SETTINGS} | PLATFORM_SETTINGS
+    deployed = set(app_settings)
+    assert not expected - deployed, f"missing from {APP_SETTINGS_MODULE}: {sorted(expected - deployed)}"
+    assert not deployed - expected, f"not read by shared/settings.py: {sorted(deployed - expected)}"
+    assert not deployed & FORBIDDEN_ON_FLEX
+    assert set(LOCAL_ONLY_SETTINGS) <= set(Settings.model_fields)
+
+
+def test_secrets_come_from_key_vault_and_nothing_else_does(
+    app_settings: dict[str, Any], bicep: dict[str, dict[str, Any]]
+) -> None:
+    secret_fields = {
+        name for name, field in Settings.model_fields.items()
+        if field.annotation is SecretStr and name not in LOCAL_ONLY_SETTINGS
+    }
+    for name, value in app_settings.items():
+        literals = [text for text in strings_in(value) if text]
+        references = [m.group(1) for text in literals if (m := KEY_VAULT_REFERENCE.fullmatch(text))]
+        if name.lower() in secret_fields:
+            # The only literal is the versionless reference (an optional secret may also be '').
+            assert references == [name.lower().replace("_", "-")] and len(literals) == 1, name
+        else:
+            assert not any("KeyVault" in text for text in literals), name
+    variables = bicep[APP_SETTINGS_MODULE]["variables"]
+    assert variables["secretUri"]["value"] == "${keyVaultUri}secrets"
+
+
+def test_referenced_secrets_output_and_scripts_cover_every_reference(
+    app_settings: dict[str, Any], bicep: dict[str, dict[str, Any]]
+) -> None:
+    referenced = {m.group(1) for text in strings_in(app_settings) if (m := KEY_VAULT_REFERENCE.fullmatch(text))}
+    output = bicep[APP_SETTINGS_MODULE]["outputs"]["referencedSecrets"]["value"]
+    assert set(strings_in(output)) == referenced
+    scripts = (INFRA_DIR / "deploy.sh").read_text() + (INFRA_DIR / "tenant-setup.sh").read_text()
+    assert all(name in scripts for name in referenced), "a referenced secret no script can store"
+
+
+def test_bicep_defaults_match_the_app_defaults(bicep: dict[str, dict[str, Any]]) -> None:
+    params = bicep["main.bicep"]["parameters"]
+    compared = 0
+    for name, field in Settings.model_fields.items():
+        param = params.get(camel_case(name))
+        if param is None or "default" not in param or isinstance(param["default"], dict | list):
+            continue
+        if name in DEPLOYED_DEFAULT_DIFFERS:
+            assert param["default"] != field.default, f"{name} no longer differs: drop it from the exceptions"
+            continue
+        assert param["default"] == field.default, name
+        compared += 1
+    assert compared >= 10
+
+
+def test_role_map_holds_only_known_narrow_roles_under_their_names(role_map: dict[str, str]) -> None:
+    names_by_guid = {guid: name for name, guid in KNOWN_BUILT_IN_ROLES.items()}
+    for key, guid in role_map.items():
+        assert guid in names_by_guid, f"{key}: {guid} is not a known built-in role"
+        assert key == camel_case(names_by_guid[guid]), f"{key} holds the GUID of {names_by_guid[guid]}"
+        assert names_by_guid[guid] not in TOO_BROAD_ROLES
+
+
+def test_every_role_is_assigned_through_the_map_and_scoped_to_a_resource(
+    bicep: dict[str, dict[str, Any]], role_map: dict[str, str]
+) -> None:
+    assignments = resources(bicep, "Microsoft.Authorization/roleAssignments")
+    used = set()
+    for file, assignment in assignments:
+        assert file == RBAC_MODULE
+        assert "scope" in assignment, "assign at the resource, not the resource group"
+        role = re.search(r"roleDefinitions\.(\w+)", str(assignment["properties"]["roleDefinitionId"]))
+        assert role and role.group(1) in role_map
+        used.add(role.group(1))
+    assert used == set(role_map), f"unused roles in the map: {set(role_map) - used}"
+    guids_in_files = {g.lower() for path in INFRA_DIR.rglob("*.bicep") for g in GUID.findall(path.read_text())}
+    assert guids_in_files == set(role_map.values())
+
+
+def test_acs_role_checked_by_deploy_is_the_mapped_one(role_map: dict[str, str]) -> None:
+    common = (INFRA_DIR / "common.sh").read_text()
+    assert f"ACS_ROLE_ID={role_map['communicationAndEmailServiceOwner']}" in common
+    assert "ACS_ROLE_NAME='Communication and Email Service Owner'" in common
+
+
+def test_every_storage_account_refuses_keys_and_plain_http(bicep: dict[str, dict[str, Any]]) -> None:
+    accounts = resources(bicep, "Microsoft.Storage/storageAccounts")
+    assert accounts
+    for _, account in accounts:
+        properties = account["properties"]
+        assert properties["allowSharedKeyAccess"] is False
+        assert properties["allowBlobPublicAccess"] is False
+        assert properties["minimumTlsVersion"] == "TLS1_2"
+        assert properties["supportsHttpsTrafficOnly"] is True
+        assert not str(account["sku"]["name"]).count("GRS"), "geo-replication leaves the data region"
+
+
+def test_vault_telemetry_and_acs_are_locked_down(bicep: dict[str, dict[str, Any]]) -> None:
+    [(_, vault)] = resources(bicep, "Microsoft.KeyVault/vaults")
+    assert vault["properties"]["enableRbacAuthorization"] is True
+    assert vault["properties"]["enablePurgeProtection"] is True
+    assert vault["properties"]["enableSoftDelete"] is True
+    [(_, insights)] = resources(bicep, "Microsoft.Insights/components")
+    assert insights["properties"]["DisableLocalAuth"] is True
+    [(_, acs)] = resources(bicep, "Microsoft.Communication/communicationServices")
+    assert acs["location"] == "global"
+    assert acs["properties"]["dataLocation"] == "dataLocation"
+
+
+def test_function_app_runs_python_311_on_flex_with_its_identity(
+    bicep: dict[str, dict[str, Any]], app_settings: dict[str, Any]
+) -> None:
+    [(_, plan)] = resources(bicep, "Microsoft.Web/serverfarms")
+    assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
+    assert plan["properties"]["reserved"] is True
+    [(_, site)] = resources(bicep, "Microsoft.Web/sites")
+    properties = site["properties"]
+    assert properties["httpsOnly"] is True
+    assert properties["keyVaultReferenceIdentity"] == "identityId"
+    flex = properties["functionAppConfig"]
+    assert flex["runtime"] == {"name": "python", "version": "3.11"}
+    assert flex["deployment"]["storage"]["authentication"]["type"] == "UserAssignedIdentity"
+    assert "scaleAndConcurrency" in flex
+    assert app_settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "ClientId=${identityClientId};Authorization=AAD"
+    assert app_settings["AzureWebJobsStorage__credential"] == "managedidentity"
+
+
+def test_outputs_are_upper_snake_and_cover_what_the_scripts_read(bicep: dict[str, dict[str, Any]]) -> None:
+    outputs = set(bicep["main.bicep"]["outputs"])
+    assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*", name) for name in outputs)
+    scripts = (INFRA_DIR / "deploy.sh").read_text() + (INFRA_DIR / "tenant-setup.sh").read_text()
+    read_by_scripts = set(re.findall(r"\$\{?OUT_(\w+)", scripts))
+    assert read_by_scripts and read_by_scripts <= outputs, read_by_scripts - outputs
+    for region in ("AMERICAS", "EMEA", "APAC"):
+        assert f"TABLE_ENDPOINT_{region}" in outputs
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_parameter_file_sets_only_parameters_main_declares(
+    bicep: dict[str, dict[str, Any]], environment: str
+) -> None:
+    text = (INFRA_DIR / f"main.{environment}.bicepparam").read_text()
+    assert text.startswith("using './main.bicep'")
+    declared = bicep["main.bicep"]["parameters"]
+    assigned = set(re.findall(r"^param (\w+) =", text, re.MULTILINE))
+    assert assigned <= set(declared), assigned - set(declared)
+    required = {name for name, param in declared.items() if "default" not in param}
+    assert required <= assigned
+    assert f"param environmentName = '{environment}'" in text
+
+
+def test_tables_are_provisioned_where_the_app_keeps_them(bicep: dict[str, dict[str, Any]]) -> None:
+    from shared.storage.config import TABLE as CONFIG_TABLE
+    from shared.storage.schema import REGION_TABLES
+
+    modules = bicep["main.bicep"]["modules"]
+    assert body(modules["appStorage"])["params"]["tables"] == [CONFIG_TABLE]
+    region_module = body(modules["regionStorage"])
+    assert set(region_module["params"]["tables"]) == REGION_TABLES
+    assert region_module["params"]["location"] == "regionLocations[region]"

@@ -1,0 +1,102 @@
+"""Send link to patient, patient join, and the provider's live patient status, through the host and stand-ins."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from sandbox import config
+from shared.sms.phone import to_e164
+from tests.integration.launching import PRACTITIONER, launch_url, todays_appointments
+
+TENANT = config.CERNER_TEST_TENANT
+
+
+def patient_of(oracle, appointment_id: str) -> dict:
+    resource = oracle.resource("Appointment", appointment_id, TENANT)
+    reference = next(p["actor"]["reference"] for p in resource["participant"] if "Patient/" in p["actor"]["reference"])
+    return oracle.resource("Patient", reference.split("/")[-1], TENANT)
+
+
+def mobile_of(patient: dict) -> str | None:
+    mobiles = [t["value"] for t in patient.get("telecom", []) if t.get("use") == "mobile"]
+    return to_e164(mobiles[0]) if mobiles else None
+
+
+def appointment_where(oracle, has_mobile: bool, nth: int = 0) -> str:
+    found = [a for a in todays_appointments(oracle, PRACTITIONER) + todays_appointments(oracle, "4122622")
+             if (mobile_of(patient_of(oracle, a)) is not None) == has_mobile]
+    assert len(found) > nth, "the seed has patients with and without a mobile number"
+    return found[nth]
+
+
+def open_visit(sandbox, oracle, browser, appointment_id: str) -> tuple[str, str, str]:
+    """Launch as the provider; return (page, send URL, status URL)."""
+    practitioner = next(p["actor"]["reference"].split("/")[-1]
+                        for p in oracle.resource("Appointment", appointment_id, TENANT)["participant"]
+                        if "Practitioner/" in p["actor"]["reference"])
+    page = browser.get(launch_url(sandbox, oracle.create_launch(appointment_id, practitioner_id=practitioner)))
+    assert page.status_code == 200, page.text
+    send = re.search(r'sendUrl = "([^"]+)"', page.text).group(1)
+    status = re.search(r'statusUrl = "([^"]+)"', page.text).group(1)
+    return page.text, sandbox.world.host_url + send, sandbox.world.host_url + status
+
+
+def test_send_link_texts_the_patient_once_and_the_link_leads_to_the_lobby(sandbox, oracle, acs, graph, browser,
+                                                                          signed_in_provider):
+    appointment = appointment_where(oracle, has_mobile=True)
+    mobile = mobile_of(patient_of(oracle, appointment))
+    before = len(acs.outbox(mobile))
+    _page, send, status = open_visit(sandbox, oracle, browser, appointment)
+
+    assert browser.get(status, headers={"accept": "application/json"}).json()["state"] == "waiting_for_patient"
+    first = browser.post(send, headers={"accept": "application/json"})
+    assert first.status_code == 200, first.text
+    assert first.json()["sent_to"] == f"•••• {mobile[-4:]}"
+    again = browser.post(send, headers={"accept": "application/json"})
+    assert again.status_code == 200 and again.json()["repeated"] is True
+    messages = acs.outbox(mobile)
+    assert len(messages) == before + 1, "repeated clicks within a minute send once"
+
+    link = re.search(r"(http://\S+/api/join/[A-Za-z0-9_-]+)", messages[-1].message).group(1)
+    assert len(urlsplit(link).path.rsplit("/", 1)[-1]) <= 64
+    assert appointment not in link
+    joined = httpx.get(link, follow_redirects=False)
+    assert joined.status_code == 302
+    assert joined.headers["location"].startswith(f"{sandbox.world.graph_url}/visit/")
+
+    state = browser.get(status, headers={"accept": "application/json"}).json()
+    assert state["state"] == "patient_waiting" and "Patient opened the link at" in state["text"]
+    acs.wait_for_events(1, timeout=5)
+    assert browser.get(status, headers={"accept": "application/json"}).json()["sms"]["status"] in ("sent", "delivered")
+
+
+def test_patient_without_a_mobile_number_gets_a_clear_message(sandbox, oracle, browser, signed_in_provider):
+    _page, send, _status = open_visit(sandbox, oracle, browser, appointment_where(oracle, has_mobile=False))
+    response = browser.post(send, headers={"accept": "application/json"})
+    assert response.status_code == 422
+    assert "no mobile number on file" in response.json()["message"]
+
+
+def test_sms_throttling_is_a_clear_message(sandbox, oracle, acs, browser, signed_in_provider):
+    _page, send, _status = open_visit(sandbox, oracle, browser, appointment_where(oracle, has_mobile=True, nth=1))
+    acs.fail_next(429)
+    response = browser.post(send, headers={"accept": "application/json"})
+    assert response.status_code == 429
+    assert "Too many text messages" in response.json()["message"]
+
+
+def test_status_without_the_provider_session_is_refused(sandbox, oracle, browser, signed_in_provider):
+    _page, _send, status = open_visit(sandbox, oracle, browser, appointment_where(oracle, has_mobile=True))
+    response = httpx.get(status, headers={"accept": "application/json"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("path", ["not-a-token", "A" * 64, "A" * 200, "..%2F..%2Fetc", "%00", "x/y/z"])
+def test_bad_join_links_get_a_friendly_page(sandbox, path):
+    response = httpx.get(f"{sandbox.world.host_url}/api/join/{path}", headers={"accept-language": "es-MX,es;q=0.9"})
+    assert response.status_code in (404, 410)
+    assert "Este enlace" in response.text and "Traceback" not in response.text
