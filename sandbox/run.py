@@ -31,6 +31,7 @@ class Sandbox:
     world: config.World
     ca: DevCA
     settings_env: dict[str, str]
+    state_dir: Path
     standins: dict[str, object] = field(default_factory=dict)
     servers: list[RunningServer] = field(default_factory=list)
     processes: list[subprocess.Popen] = field(default_factory=list)
@@ -131,7 +132,7 @@ def start_sandbox(offset: int = 0, state_dir: Path | None = None, with_host: boo
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True)
     ca = ca or make_dev_ca(state_dir / "ca")
-    sandbox = Sandbox(world=world, ca=ca, settings_env=world.app_settings())
+    sandbox = Sandbox(world=world, ca=ca, settings_env=world.app_settings(), state_dir=state_dir)
     try:
         sandbox.processes.append(start_azurite(world, state_dir))
         start_standins(sandbox)

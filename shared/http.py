@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +20,11 @@ SYSTEM_NAMES = {
     "graph": "Microsoft Graph",
     "acs": "Azure Communication Services",
 }
+
+# HTTP client libraries log full request URLs at INFO, and FHIR URLs carry patient and appointment ids:
+# keep them to warnings so no id reaches the logs (or Application Insights).
+for _noisy in ("httpx", "httpcore", "azure", "msal", "urllib3"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 _lock = threading.Lock()
 _clients: dict[str, httpx.Client] = {}

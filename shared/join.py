@@ -111,11 +111,15 @@ def join(token: str, accept_language: str = "", now: datetime | None = None) -> 
         return patient_page("invalid", language)
     tenant_id, endpoint = found
     try:
-        appointment = FhirClient(endpoint.base_url, system_token(endpoint.base_url)).appointment(appointment_id)
-        if appointment.cancelled:
-            return patient_page("cancelled", language)
+        fhir = FhirClient(endpoint.base_url, system_token(endpoint.base_url))
+        appointment = fhir.appointment(appointment_id)
         start = appointment.start or now
         opens = start - timedelta(minutes=get_settings().join_window_minutes)
+        if appointment.cancelled or now < opens:
+            # Only pages need the patient's language; the warm path to the lobby reads no Patient.
+            language = pick_language(fhir.patient(appointment.patient_id).language, language)
+        if appointment.cancelled:
+            return patient_page("cancelled", language)
         if now < opens:
             zone = ZoneInfo(endpoint.time_zone)
             return patient_page("early", language, start=start.astimezone(zone).strftime("%d/%m %H:%M"),

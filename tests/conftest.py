@@ -1,13 +1,18 @@
-"""Suite-wide fixtures: a dev CA trusted by every client in this process."""
+"""Suite-wide fixtures: a dev CA trusted by every client in this process, Azurite, the whole sandbox."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sandbox.devca import DevCA, make_dev_ca
+from sandbox.run import Sandbox, start_sandbox
+from sandbox.seed import sandbox_settings
+from shared.storage.accounts import TableAccounts
+from tests.integration.launching import PROVIDER
 
 _CA_DIR = Path(__file__).resolve().parent.parent / ".sandbox" / f"test-ca-{os.getpid()}"
 _CA = make_dev_ca(_CA_DIR)
@@ -36,3 +41,53 @@ def azurite_settings(tmp_path_factory):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory, dev_ca) -> Sandbox:
+    running = start_sandbox(offset=1000, state_dir=tmp_path_factory.mktemp("sandbox"), ca=dev_ca)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def accounts(sandbox) -> TableAccounts:
+    """Table access as the app has it, for assertions on what was stored."""
+    return TableAccounts(sandbox_settings(sandbox))
+
+
+@pytest.fixture()
+def oracle(sandbox):
+    return sandbox.standins["oracle"]
+
+
+@pytest.fixture()
+def entra(sandbox):
+    return sandbox.standins["entra"]
+
+
+@pytest.fixture()
+def graph(sandbox):
+    return sandbox.standins["graph"]
+
+
+@pytest.fixture()
+def acs(sandbox):
+    return sandbox.standins["acs"]
+
+
+@pytest.fixture()
+def browser():
+    """A real HTTP client that follows redirects and keeps cookies, like a browser."""
+    with httpx.Client(follow_redirects=True, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture()
+def signed_in_provider(entra):
+    """The provider's Microsoft sign-in completes without the account picker."""
+    entra.auto_sign_in_upn = PROVIDER
+    yield
+    entra.auto_sign_in_upn = None

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sandbox import config
 from shared.sms.phone import to_e164
@@ -100,3 +103,49 @@ def test_bad_join_links_get_a_friendly_page(sandbox, path):
     response = httpx.get(f"{sandbox.world.host_url}/api/join/{path}", headers={"accept-language": "es-MX,es;q=0.9"})
     assert response.status_code in (404, 410)
     assert "Este enlace" in response.text and "Traceback" not in response.text
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=0, max_size=120))
+def test_random_join_paths_never_give_a_5xx(sandbox, path):
+    url = f"{sandbox.world.host_url}/api/join/{quote(path, safe='/')}"
+    response = httpx.get(url, follow_redirects=False, timeout=10)
+    assert response.status_code < 500, (path, response.status_code)
+
+
+def sealed_link(sandbox, appointment_id: str, expires_in: timedelta = timedelta(hours=6)) -> str:
+    from sandbox.seed import sandbox_settings
+    from shared.storage.config import endpoint_id_for
+    from shared.tokens import Sealer
+
+    token = Sealer(sandbox_settings(sandbox)).seal_link(
+        endpoint_id_for(sandbox.world.fhir_base()), appointment_id, datetime.now(UTC) + expires_in)
+    return f"{sandbox.world.host_url}/api/join/{token}"
+
+
+def language_of(oracle, appointment_id: str) -> str:
+    codes = [c["code"] for comm in patient_of(oracle, appointment_id).get("communication", [])
+             for c in comm["language"]["coding"] if c.get("system") == "urn:ietf:bcp:47"]
+    return codes[0] if codes else "en"
+
+
+def test_too_early_link_says_when_to_come_back_in_the_patients_language(sandbox, oracle):
+    tomorrow = oracle.seeded[TENANT].tomorrow[0]
+    response = httpx.get(sealed_link(sandbox, tomorrow, timedelta(days=2)), follow_redirects=False)
+    assert response.status_code == 200
+    expected = {"en": "Come back at", "es": "Vuelva a las", "pt-BR": "Volte"}[language_of(oracle, tomorrow)]
+    assert expected in response.text
+
+
+def test_cancelled_appointment_link_gets_a_friendly_page(sandbox, oracle):
+    cancelled = oracle.seeded[TENANT].cancelled[0]
+    response = httpx.get(sealed_link(sandbox, cancelled), follow_redirects=False)
+    assert response.status_code == 410
+    expected = {"en": "was cancelled", "es": "fue cancelada", "pt-BR": "foi cancelada"}[language_of(oracle, cancelled)]
+    assert expected in response.text
+
+
+def test_expired_link_gets_a_friendly_page_in_the_browser_language(sandbox, oracle):
+    response = httpx.get(sealed_link(sandbox, todays_appointments(oracle)[0], -timedelta(minutes=5)),
+                         headers={"accept-language": "pt-BR,pt;q=0.9,en;q=0.5"})
+    assert response.status_code == 410 and "Este link expirou" in response.text

@@ -1,0 +1,57 @@
+"""In Chromium: PowerChart → Teams link → one-time Microsoft sign-in → visit page → send link → patient in the lobby."""
+
+from __future__ import annotations
+
+import re
+
+from sandbox import config
+from shared.sms.phone import to_e164
+from tests.integration.launching import PRACTITIONER, todays_appointments
+
+
+def mobile_patient_appointment(oracle) -> tuple[str, str, str]:
+    """(appointment id, patient display name, patient's mobile in E.164) of a patient who has a mobile."""
+    for appointment_id in reversed(todays_appointments(oracle, PRACTITIONER)):
+        resource = oracle.resource("Appointment", appointment_id, config.CERNER_TEST_TENANT)
+        actor = next(p["actor"] for p in resource["participant"] if "Patient/" in p["actor"]["reference"])
+        patient = oracle.resource("Patient", actor["reference"].split("/")[-1], config.CERNER_TEST_TENANT)
+        mobiles = [t["value"] for t in patient.get("telecom", []) if t.get("use") == "mobile"]
+        if mobiles:
+            return appointment_id, actor["display"], to_e164(mobiles[0])
+    raise AssertionError("the seed has a patient with a mobile number")
+
+
+def test_provider_sends_link_and_sees_the_patient_arrive(sandbox, oracle, acs, entra, new_context, screenshots):
+    appointment, patient_name, mobile = mobile_patient_appointment(oracle)
+    before = len(acs.outbox(mobile))
+    provider = new_context().new_page()
+
+    provider.goto(f"{sandbox.world.oracle_url}/powerchart")
+    provider.screenshot(path=screenshots / "1-powerchart.png")
+    provider.click(f'a[data-appointment-id="{appointment}"]')
+    if "/oauth2/v2.0/authorize" in provider.url:  # first launch: the one-time Microsoft sign-in (account picker)
+        provider.screenshot(path=screenshots / "2-microsoft-sign-in.png")
+        provider.click('button[value="dr.grey@contoso-health.example"]')
+    provider.wait_for_url(re.compile(r".*/api/visits/.*"))
+    provider.get_by_text(patient_name).wait_for()
+    assert provider.get_by_role("link", name="Join in Teams").is_visible()
+    provider.screenshot(path=screenshots / "3-visit-page.png")
+
+    provider.click("#send-link-button")
+    provider.wait_for_function("document.getElementById('send-result').textContent.includes('Sent to')")
+    assert f"•••• {mobile[-4:]}" in provider.text_content("#send-result")
+    messages = acs.outbox(mobile)
+    assert len(messages) == before + 1
+    link = re.search(r"(http://\S+/api/join/[A-Za-z0-9_-]+)", messages[-1].message).group(1)
+
+    patient = new_context(viewport={"width": 390, "height": 844}).new_page()  # a phone, no account
+    patient.goto(link)
+    patient.fill("#name", "Patient")
+    patient.click("#join")
+    patient.get_by_text("Someone in the meeting should let you in soon").wait_for()
+    patient.screenshot(path=screenshots / "4-patient-lobby.png")
+
+    provider.wait_for_function(
+        "document.getElementById('patient-status').textContent.includes('Patient opened the link')", timeout=10000)
+    provider.screenshot(path=screenshots / "5-provider-sees-patient.png")
+    assert patient_name not in link and appointment not in link

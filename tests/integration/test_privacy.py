@@ -1,0 +1,70 @@
+"""After the provider and patient flows: no table row, log line or URL holds patient data in clear."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from sandbox import config
+from shared.sms.phone import to_e164
+from shared.storage.schema import SCHEMA
+from tests.integration.launching import PRACTITIONER, launch_url, todays_appointments
+
+TENANTS = (config.CERNER_TEST_TENANT, config.CERNER_PROD_TENANT)
+
+
+def patient_data(oracle) -> set[str]:
+    """Every name, phone number, birth date, patient id and appointment id the sandbox knows."""
+    values: set[str] = set()
+    for tenant in TENANTS:
+        for patient in oracle.all_resources("Patient", tenant):
+            values.add(patient["id"])
+            values.add(patient.get("birthDate", ""))
+            for name in patient.get("name", []):
+                values.update([name.get("text", ""), name.get("family", ""), *name.get("given", [])])
+            for telecom in patient.get("telecom", []):
+                if telecom.get("system") == "phone":
+                    values.add(re.sub(r"\D", "", telecom["value"]))
+                    values.add(to_e164(telecom["value"]) or "")
+        values.update(a["id"] for a in oracle.all_resources("Appointment", tenant))
+    return {v for v in values if len(v) >= 4}
+
+
+def every_entity(accounts) -> list[dict]:
+    rows = []
+    for account in (None, "americas", "emea", "apac"):
+        service = accounts.service(account)
+        for table in service.list_tables():
+            rows += [{"_table": table.name, **dict(e)} for e in service.get_table_client(table.name).list_entities()]
+    return rows
+
+
+def test_tables_logs_and_urls_hold_no_patient_data(sandbox, oracle, acs, browser, accounts, signed_in_provider):
+    appointment = todays_appointments(oracle, PRACTITIONER)[1]
+    page = browser.get(launch_url(sandbox, oracle.create_launch(appointment)))
+    assert page.status_code == 200
+    send = re.search(r'sendUrl = "([^"]+)"', page.text).group(1)
+    browser.post(sandbox.world.host_url + send, headers={"accept": "application/json"})
+    for phone in acs.phones():
+        for message in acs.outbox(phone):
+            link = re.search(r"(http://\S+/api/join/\S+)", message.message)
+            if link:
+                httpx.get(link.group(1).rstrip("."), follow_redirects=False)
+
+    secrets = patient_data(oracle)
+    rows = every_entity(accounts)
+    assert rows, "the flows wrote usage, ledger and EHR user rows"
+    for row in rows:
+        table, kind = row["_table"], row.get("Kind")
+        assert kind in SCHEMA.get(table, {}), f"{table}/{kind} is not in the schema"
+        text = " ".join(str(value) for value in row.values())
+        leaked = [value for value in secrets if value in text]
+        assert not leaked, f"{table} row holds patient data"
+
+    host_log = (sandbox.state_dir / "host.log").read_text()
+    assert "/api/" in host_log, "the host logs requests"
+    assert not [value for value in secrets if value in host_log], "the host log holds patient data"
+
+    urls = [str(page.url), *[str(r.url) for r in page.history]] + [r.headers.get("location", "") for r in page.history]
+    assert not [value for value in secrets if any(value in url for url in urls)]
