@@ -59,6 +59,15 @@ class Sandbox:
         }
 
 
+def wait_started(process: subprocess.Popen, ports: tuple[int, ...], log: Path, timeout: float = 20) -> None:
+    """Ports open and the process still alive (a port taken by someone else would fool a connect test)."""
+    for port in ports:
+        wait_for_port(port, timeout=timeout)
+    time.sleep(0.3)
+    if process.poll() is not None:
+        raise RuntimeError(f"{process.args[0]} exited at start-up (ports {ports} in use?); see {log}")
+
+
 def start_azurite(world: config.World, log_dir: Path) -> subprocess.Popen:
     """Azurite with one account per region plus the app's own, in memory."""
     azurite = NODE_BIN / "azurite"
@@ -75,8 +84,7 @@ def start_azurite(world: config.World, log_dir: Path) -> subprocess.Popen:
          "--tableHost", "127.0.0.1", "--tablePort", str(ports.table)],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    for port in (ports.blob, ports.queue, ports.table):
-        wait_for_port(port)
+    wait_started(process, (ports.blob, ports.queue, ports.table), log_dir / "azurite.log")
     return process
 
 
@@ -113,7 +121,7 @@ def start_host(sandbox: Sandbox, log_dir: Path) -> subprocess.Popen:
          "--port", str(sandbox.world.ports.host), "--state-dir", str(log_dir / "timers")],
         cwd=config.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    wait_for_port(sandbox.world.ports.host, timeout=60)
+    wait_started(process, (sandbox.world.ports.host,), log_dir / "host.log", timeout=60)
     return process
 
 

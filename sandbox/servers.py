@@ -47,7 +47,12 @@ def serve(app, port: int, ca: DevCA | None = None, host: str = "127.0.0.1") -> R
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"sandbox-{port}", daemon=True)
     thread.start()
-    wait_for_port(port)
+    # Our own server must be the one listening: a port taken by another process would pass a mere connect test.
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise OSError(f"could not serve on {host}:{port} (port in use?)")
+        time.sleep(0.02)
     return RunningServer(server, thread, port)
 
 

@@ -45,7 +45,8 @@ def azurite_settings(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory, dev_ca) -> Sandbox:
-    running = start_sandbox(offset=1000, state_dir=tmp_path_factory.mktemp("sandbox"), ca=dev_ca)
+    offset = int(os.environ.get("SANDBOX_TEST_PORT_OFFSET", "1000"))  # lets two suites run side by side
+    running = start_sandbox(offset=offset, state_dir=tmp_path_factory.mktemp("sandbox"), ca=dev_ca)
     try:
         yield running
     finally:
