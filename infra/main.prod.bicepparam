@@ -20,7 +20,7 @@ param acsDataLocation = 'United States'
 // Looked up by deploy.sh from the app registration tenant-setup.sh creates; empty on the very first deployment.
 param entraClientId = readEnvironmentVariable('ENTRA_CLIENT_ID', '')
 
-// From Cerner Code Console (see infra/README-deploy.md). Secrets go to Key Vault, never here.
+// From Cerner Code Console (see README.md, "Deploy"). Secrets go to Key Vault, never here.
 param smartClientId = ''
 param smartClientConfidential = false
 param smartSystemClientId = ''
