@@ -17,7 +17,7 @@ note() {
 }
 
 require() {
-  command -v "$1" >/dev/null 2>&1 || die "$1 is required (see README.md, "Deploy", Prerequisites)"
+  command -v "$1" >/dev/null 2>&1 || die "$1 is required (see the Deploy section of README.md, Prerequisites)"
 }
 
 # One deployment name per environment, so re-running updates the same deployment (and a location change is refused).
