@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 
+from shared.cache import TtlCache
 from shared.errors import Conflict
 from shared.fhir import Appointment
 from shared.microsoft.graph import GraphClient
@@ -72,8 +72,7 @@ def ensure_meeting(graph: GraphClient, endpoint: FhirEndpoint, appointment: Appo
     return Meeting(id=meeting["id"], join_web_url=meeting["joinWebUrl"], organizer=endpoint.organizer)
 
 
-_join_urls: dict[str, tuple[float, str]] = {}
-JOIN_URL_CACHE_SECONDS = 6 * 3600
+_join_urls: TtlCache[str] = TtlCache(6 * 3600)
 
 
 def patient_join_url(graph: GraphClient, endpoint: FhirEndpoint, appointment: Appointment) -> str:
@@ -81,11 +80,9 @@ def patient_join_url(graph: GraphClient, endpoint: FhirEndpoint, appointment: Ap
 
     Cached in process by the meeting's external id: a patient who taps the link again costs no Graph call.
     """
-    key = external_id(endpoint, appointment.id)
-    cached = _join_urls.get(key)
-    if cached and cached[0] > time.monotonic():
-        return cached[1]
-    meeting = ensure_meeting(graph, endpoint, appointment)
-    url = graph.virtual_appointment_join_url(endpoint.organizer, meeting.id)
-    _join_urls[key] = (time.monotonic() + JOIN_URL_CACHE_SECONDS, url)
-    return url
+
+    def fetch() -> str:
+        meeting = ensure_meeting(graph, endpoint, appointment)
+        return graph.virtual_appointment_join_url(endpoint.organizer, meeting.id)
+
+    return _join_urls.get(external_id(endpoint, appointment.id), fetch)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 
@@ -10,6 +9,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from shared.cache import TtlCache
 from shared.errors import DependencyFailed
 from shared.http import client, dependency
 from shared.settings import get_settings
@@ -19,8 +19,8 @@ V1_SYSTEM_SCOPES = "system/Appointment.read system/Patient.read"
 V2_SYSTEM_SCOPES = "system/Appointment.rs system/Patient.rs"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
-_lock = threading.Lock()
-_tokens: dict[str, tuple[float, str]] = {}
+# Reused until 30 s before expiry (Cerner: 570 s; SMART backend services: at most 300 s).
+_tokens: TtlCache[tuple[str, int]] = TtlCache(0, lifetime=lambda token: max(token[1] - 30, 0))
 
 
 def _client_assertion(token_endpoint: str) -> str:
@@ -36,10 +36,10 @@ def _client_assertion(token_endpoint: str) -> str:
 
 def system_token(fhir_base_url: str) -> str:
     """A system access token for the FHIR base URL, reused until shortly before it expires."""
-    with _lock:
-        cached = _tokens.get(fhir_base_url)
-    if cached and cached[0] > time.monotonic():
-        return cached[1]
+    return _tokens.get(fhir_base_url, lambda: _request_token(fhir_base_url))[0]
+
+
+def _request_token(fhir_base_url: str) -> tuple[str, int]:
     settings = get_settings()
     configuration = smart_configuration(fhir_base_url)
     form = {"grant_type": "client_credentials",
@@ -57,7 +57,4 @@ def system_token(fhir_base_url: str) -> str:
         raise DependencyFailed("Cerner refused the connector's system account.",
                                next_step="Ask IT to check the system account and its scopes in Cerner.")
     body = response.json()
-    expires_in = int(body.get("expires_in", 300))
-    with _lock:
-        _tokens[fhir_base_url] = (time.monotonic() + max(expires_in - 30, 0), body["access_token"])
-    return body["access_token"]
+    return body["access_token"], int(body.get("expires_in", 300))
