@@ -127,10 +127,8 @@ def join(token: str, accept_language: str = "", now: datetime | None = None) -> 
         location = patient_join_url(GraphClient(tenant_id), endpoint, appointment)
     except ConnectorError:
         return patient_page("unavailable", language)
-    organization = config.organization(tenant_id)
-    region = organization.region if organization else get_settings().default_region
     UsageRepository(accounts).record(
-        region, endpoint.id, visit_key(endpoint.id, appointment.id), start,
+        config.region(tenant_id), endpoint.id, visit_key(endpoint.id, appointment.id), start,
         {"patient_opened_at": now, "scheduled_end": appointment.end,
          "department": appointment.location_ids[0] if appointment.location_ids else ""},
         keep_first=("patient_opened_at",),

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from shared.errors import ConnectorError, Forbidden, InvalidInput, NotFound
 from shared.fhir import FhirClient
 from shared.microsoft import entra
+from shared.portal import licence
 from shared.settings import get_settings
 from shared.smart import ehr_launch, pkce
 from shared.smart.discovery import smart_configuration
@@ -126,6 +127,7 @@ class ProviderLaunch:
         """Check `iss` against the allowlist and send the browser to Cerner's authorize endpoint."""
         request: LaunchRequest = parse(LaunchRequest, query, "launch link")
         tenant_id, endpoint = self._endpoint(request.iss, request.environment)
+        licence.require_for_launch(tenant_id, endpoint)
         configuration = smart_configuration(endpoint.base_url)
         state, verifier = pkce.new_state(), pkce.new_verifier()
         url = ehr_launch.authorize_url(
@@ -166,15 +168,11 @@ class ProviderLaunch:
             "ehr_user": ehr_launch.ehr_user_id(claims, endpoint.base_url), "patient": tokens.patient,
             "appointment": tokens.appointment_id() or "", "ttl": min(tokens.expires_in, 3600),
         }
-        region = self._region(started["tenant"])
+        region = self.config.region(started["tenant"])
         oid = self.ehr_users.lookup(region, endpoint.id, session["ehr_user"])
         if oid is None:
             return self._begin_microsoft_link(session)
         return self._to_visit(endpoint, {**session, "oid": oid})
-
-    def _region(self, tenant_id: str):
-        organization = self.config.organization(tenant_id)
-        return organization.region if organization else self.settings.default_region
 
     def _begin_microsoft_link(self, session: dict[str, Any]) -> Redirect:
         flow = entra.begin_sign_in(_microsoft_callback_uri(), tenant=session["tenant"])
@@ -192,7 +190,7 @@ class ProviderLaunch:
         endpoint = self.config.endpoint(session["tenant"], session["endpoint"])
         if endpoint is None:
             raise NotConfigured("This Cerner environment was removed from the configuration.", next_step=RELAUNCH)
-        region = self._region(session["tenant"])
+        region = self.config.region(session["tenant"])
         self.ehr_users.link(region, endpoint.id, session["ehr_user"], claims["oid"])
         return self._to_visit(endpoint, {**session, "oid": claims["oid"]})
 

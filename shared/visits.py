@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,12 +15,12 @@ from shared.launch import RELAUNCH, VISIT_TTL_SECONDS, LaunchExpired, NotConfigu
 from shared.microsoft.graph import GraphClient
 from shared.microsoft.meetings import ensure_meeting
 from shared.pages import render
-from shared.settings import get_settings
+from shared.settings import Region, get_settings
 from shared.sms.acs import send_sms
 from shared.sms.phone import masked, reachable_from_toll_free, to_e164
 from shared.sms.texts import pick_language, render_sms
-from shared.storage.accounts import default_accounts
-from shared.storage.config import ConfigRepository
+from shared.storage.accounts import TableAccounts, default_accounts
+from shared.storage.config import ConfigRepository, FhirEndpoint
 from shared.storage.ledger import LedgerRepository, day_partition, message_tag
 from shared.storage.usage import UsageRepository
 from shared.tokens import TokenExpired, TokenInvalid, sealer
@@ -47,15 +48,13 @@ def open_visit(visit_ref: str, session_cookie: str | None) -> tuple[dict[str, An
 
 def provider_page(visit_ref: str, session_cookie: str | None) -> str:
     """Render the visit page: time, type, patient display name (never stored), join links, status area."""
-    visit, session = open_visit(visit_ref, session_cookie)
-    endpoint = ConfigRepository(default_accounts()).endpoint(visit["tenant"], visit["endpoint"])
-    if endpoint is None:
-        raise NotConfigured("This Cerner environment was removed from the configuration.", next_step=RELAUNCH)
-    appointment = FhirClient(endpoint.base_url, session["token"]).appointment(visit["appointment"])
+    context = visit_context(visit_ref, session_cookie)
+    visit, endpoint = context.visit, context.endpoint
+    appointment = FhirClient(endpoint.base_url, context.session["token"]).appointment(visit["appointment"])
     if appointment.cancelled:
         raise Gone("This appointment was cancelled in Cerner.",
                    next_step="Check the schedule in PowerChart; nothing was sent to the patient.")
-    meeting = ensure_meeting(GraphClient(visit["tenant"]), endpoint, appointment, session["oid"])
+    meeting = ensure_meeting(GraphClient(visit["tenant"]), endpoint, appointment, context.session["oid"])
     zone = ZoneInfo(endpoint.time_zone)
     return render(
         "provider.html",
@@ -71,22 +70,39 @@ def provider_page(visit_ref: str, session_cookie: str | None) -> str:
     )
 
 
-def _visit_context(visit_ref: str, session_cookie: str | None):
+@dataclass
+class VisitContext:
+    """A provider's visit with its session, the endpoint's configuration and the organization's region."""
+
+    visit: dict[str, Any]
+    session: dict[str, Any]
+    accounts: TableAccounts
+    config: ConfigRepository
+    endpoint: FhirEndpoint
+    region: Region
+
+
+def endpoint_of(config: ConfigRepository, tenant_id: str, endpoint_id: str) -> FhirEndpoint:
+    endpoint = config.endpoint(tenant_id, endpoint_id)
+    if endpoint is None:
+        raise NotConfigured("This Cerner environment was removed from the configuration.", next_step=RELAUNCH)
+    return endpoint
+
+
+def visit_context(visit_ref: str, session_cookie: str | None) -> VisitContext:
     visit, session = open_visit(visit_ref, session_cookie)
     accounts = default_accounts()
     config = ConfigRepository(accounts)
-    endpoint = config.endpoint(visit["tenant"], visit["endpoint"])
-    if endpoint is None:
-        raise NotConfigured("This Cerner environment was removed from the configuration.", next_step=RELAUNCH)
-    organization = config.organization(visit["tenant"])
-    region = organization.region if organization else get_settings().default_region
-    return visit, session, accounts, config, endpoint, region
+    endpoint = endpoint_of(config, visit["tenant"], visit["endpoint"])
+    return VisitContext(visit, session, accounts, config, endpoint, config.region(visit["tenant"]))
 
 
 def send_link(visit_ref: str, session_cookie: str | None, now: datetime | None = None) -> dict[str, Any]:
     """Text the patient their join link once (repeated clicks within a minute send once)."""
     now = now or datetime.now(UTC)
-    visit, session, accounts, config, endpoint, region = _visit_context(visit_ref, session_cookie)
+    context = visit_context(visit_ref, session_cookie)
+    visit, session, accounts, config = context.visit, context.session, context.accounts, context.config
+    endpoint, region = context.endpoint, context.region
     if not config.sms_consents(visit["tenant"]).complete:
         raise Conflict("Text messages are not switched on for your organization.",
                        next_step="Read the link to the patient, or ask your administrator to enable SMS.")
@@ -155,9 +171,8 @@ def patient_status(status_ref: str, session_cookie: str | None, now: datetime | 
         raise NotSignedIn("Your Cerner session has ended.", next_step=RELAUNCH)
     accounts = default_accounts()
     config = ConfigRepository(accounts)
-    endpoint = config.endpoint(visit["tenant"], visit["endpoint"])
-    organization = config.organization(visit["tenant"])
-    region = organization.region if organization else get_settings().default_region
+    endpoint = endpoint_of(config, visit["tenant"], visit["endpoint"])
+    region = config.region(visit["tenant"])
     start = datetime.fromisoformat(visit["start"])
     usage = UsageRepository(accounts).get(region, visit["endpoint"], visit_key(visit["endpoint"], visit["appointment"]),
                                           start)
@@ -167,7 +182,7 @@ def patient_status(status_ref: str, session_cookie: str | None, now: datetime | 
     if usage.get("patient_opened_at"):
         opened = usage["patient_opened_at"]
         waited = max(0, int((now - opened).total_seconds() // 60))
-        local = opened.astimezone(ZoneInfo(endpoint.time_zone if endpoint else "UTC")).strftime("%H:%M")
+        local = opened.astimezone(ZoneInfo(endpoint.time_zone)).strftime("%H:%M")
         body = {"state": "patient_waiting", "opened_at": local, "waited_minutes": waited,
                 "text": f"Patient opened the link at {local}, waiting {waited} min",
                 "alert": waited >= get_settings().lobby_alert_minutes}

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, Field
 
 from shared.errors import Conflict
-from shared.settings import Region
+from shared.settings import Region, get_settings
 from shared.storage import entities
 from shared.storage.accounts import TableAccounts
 
@@ -77,6 +77,11 @@ class ConfigRepository:
     def organization(self, tenant_id: str) -> Organization | None:
         entity = entities.get(self.table, tenant_id, "organization")
         return Organization(tenant_id=tenant_id, region=entity["region"]) if entity else None
+
+    def region(self, tenant_id: str) -> Region:
+        """Where the organization's personal data lives (the deployment default until it is chosen)."""
+        organization = self.organization(tenant_id)
+        return organization.region if organization else get_settings().default_region
 
     def choose_region(self, tenant_id: str, region: Region, chosen_by: str) -> Organization:
         """Pin the organization's data region; it is chosen once and never moves."""
