@@ -1,0 +1,165 @@
+"""Portal sign-in with Microsoft (msal auth code + PKCE), the sealed session cookie, roles and CSRF."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from shared.errors import ConnectorError, Forbidden, InvalidInput, NotSignedIn
+from shared.microsoft import entra
+from shared.settings import get_settings
+from shared.tokens import CookieSpec, TokenExpired, TokenInvalid, clear_cookie_header, cookie_header, sealer
+
+SESSION_COOKIE = CookieSpec("portal_session", 3600, "/api/portal")
+SIGN_IN_COOKIE = CookieSpec("portal_sign_in", 600, "/api/portal/auth")
+# Any work or school account may sign in (multi-tenant app); its tenant then scopes everything it sees.
+AUTHORITY_TENANT = "organizations"
+MAX_LOGIN_HINT = 256
+
+GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
+READ_ONLY_ROLES = {
+    "69091246-20e8-4a56-aa4d-066075b2a7a8": "Teams Administrator",
+    "f2ef992c-3afb-46b9-b7cf-a126ee74c451": "Global Reader",
+    "4a5d8f65-41da-4de4-8968-e035b65339cf": "Reports Reader",
+}
+WRITE_ROLE_NAME = "Global Administrator"
+SIGN_IN_AGAIN = "Open the portal again and sign in."
+
+
+class RoleMissing(ConnectorError):
+    status, code, title = 403, "role_missing", "You need an administrator role for this portal"
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """Where the browser goes next, and the cookies it carries there."""
+
+    location: str
+    cookies: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a portal request presents: the session cookie and, for changes, the CSRF header."""
+
+    session_cookie: str | None
+    csrf_token: str | None = None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The signed-in administrator: tenant, object id, display name, role."""
+
+    tenant_id: str
+    oid: str
+    name: str
+    role: str
+    csrf_token: str
+
+    @property
+    def can_write(self) -> bool:
+        return self.role == WRITE_ROLE_NAME
+
+    def public(self) -> dict[str, Any]:
+        return {"tenant_id": self.tenant_id, "name": self.name, "role": self.role, "can_write": self.can_write,
+                "csrf_token": self.csrf_token}
+
+
+def role_for(wids: list[str]) -> str | None:
+    """The strongest portal role among the user's directory roles, or None."""
+    if GLOBAL_ADMINISTRATOR in wids:
+        return WRITE_ROLE_NAME
+    return next((READ_ONLY_ROLES[w] for w in wids if w in READ_ONLY_ROLES), None)
+
+
+def _secure() -> bool:
+    return get_settings().public_base_url.startswith("https://")
+
+
+def _callback_uri() -> str:
+    return f"{get_settings().public_base_url}/api/portal/auth/callback"
+
+
+def portal_url() -> str:
+    return f"{get_settings().public_base_url}/api/portal"
+
+
+def begin(login_hint: str | None) -> Redirect:
+    """Start the Microsoft sign-in; state, nonce and PKCE verifier wait in a sealed, short-lived cookie."""
+    if login_hint is not None and (len(login_hint) > MAX_LOGIN_HINT or not login_hint.strip()):
+        raise InvalidInput("The login hint is not a valid account name.", next_step=SIGN_IN_AGAIN)
+    flow = entra.begin_sign_in(_callback_uri(), tenant=AUTHORITY_TENANT, login_hint=login_hint or None)
+    sealed = sealer().seal_json({"flow": flow}, SIGN_IN_COOKIE.ttl_seconds, "portal-sign-in")
+    return Redirect(flow["auth_uri"], [cookie_header(SIGN_IN_COOKIE, sealed, _secure())])
+
+
+def finish(query: dict[str, str], sign_in_cookie: str | None) -> Redirect:
+    """Redeem the code, check the role, and open a one-hour session bound to a CSRF token."""
+    started = _open(sign_in_cookie, "portal-sign-in", "This sign-in did not start in this browser, or expired.")
+    try:
+        claims = entra.finish_sign_in(started["flow"], query, tenant=AUTHORITY_TENANT)
+    except ValueError as exc:  # msal's answer to a state that is not this browser's (CSRF on the callback)
+        raise entra.SignInFailed("This sign-in did not start in this browser.", next_step=SIGN_IN_AGAIN) from exc
+    wids = [w for w in claims.get("wids", []) if isinstance(w, str)]
+    role = role_for(wids)
+    if role is None:
+        raise RoleMissing(
+            "Your account has no administrator role that this portal accepts.",
+            next_step=f"Changing the configuration needs the {WRITE_ROLE_NAME} role; viewing it needs "
+            f"{', '.join(READ_ONLY_ROLES.values())} or {WRITE_ROLE_NAME}. Ask your Microsoft 365 administrator "
+            "for one of these roles in Microsoft Entra ID, then sign in again.",
+        )
+    session = {"tid": claims["tid"], "oid": claims["oid"], "name": str(claims.get("name", ""))[:100],
+               "role": role, "csrf": secrets.token_urlsafe(32)}
+    sealed = sealer().seal_json(session, SESSION_COOKIE.ttl_seconds, "portal-session")
+    return Redirect(portal_url(), [cookie_header(SESSION_COOKIE, sealed, _secure()),
+                                   clear_cookie_header(SIGN_IN_COOKIE, _secure())])
+
+
+def sign_out(credentials: Credentials) -> Redirect:
+    """Clear the session (it must be ours: CSRF) and end the Microsoft session too."""
+    authenticate(credentials, write=False, check_csrf=True)
+    settings = get_settings()
+    logout = (f"{settings.entra_authority_host}/{AUTHORITY_TENANT}/oauth2/v2.0/logout?"
+              f"{urlencode({'post_logout_redirect_uri': portal_url()})}")
+    return Redirect(logout, [clear_cookie_header(SESSION_COOKIE, _secure())])
+
+
+def current(credentials: Credentials) -> Caller | None:
+    """The signed-in caller, or None (for the page, which then offers the sign-in)."""
+    try:
+        return authenticate(credentials)
+    except NotSignedIn:
+        return None
+
+
+def authenticate(credentials: Credentials, write: bool = False, check_csrf: bool | None = None) -> Caller:
+    """The caller of a request; changes need the CSRF token of the session and the Global Administrator role."""
+    session = _open(credentials.session_cookie, "portal-session", "You are not signed in, or your session ended.")
+    caller = Caller(tenant_id=session["tid"], oid=session["oid"], name=session.get("name", ""),
+                    role=session["role"], csrf_token=session["csrf"])
+    if (write if check_csrf is None else check_csrf) and not _same(credentials.csrf_token, caller.csrf_token):
+        raise Forbidden("This change was refused: the request did not carry this session's security token "
+                        "(X-CSRF-Token).", next_step="Reload the portal and try again.", code="csrf_failed")
+    if write and not caller.can_write:
+        raise Forbidden(f"Your role ({caller.role}) can view the configuration but not change it.",
+                        next_step=f"Ask a {WRITE_ROLE_NAME} to make this change.", code="read_only")
+    return caller
+
+
+def _same(given: str | None, expected: str) -> bool:
+    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _open(value: str | None, purpose: str, missing: str) -> dict[str, Any]:
+    if not value:
+        raise NotSignedIn(missing, next_step=SIGN_IN_AGAIN)
+    try:
+        return sealer().open_json(value, purpose)
+    except TokenExpired as exc:
+        raise NotSignedIn("Your portal session has expired.", next_step=SIGN_IN_AGAIN) from exc
+    except TokenInvalid as exc:
+        raise NotSignedIn("Your portal session could not be verified.", next_step=SIGN_IN_AGAIN) from exc

@@ -1,0 +1,41 @@
+"""FHIR base URL checks that need no network: URL shape, https, and which addresses are refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.portal.validation import FhirUrlInvalid, check_url, refused_address
+
+
+@pytest.mark.parametrize("address", ["10.1.2.3", "172.16.0.1", "192.168.1.10", "127.0.0.1", "::1", "fd00::1",
+                                     "::ffff:10.0.0.1"])
+def test_private_and_loopback_addresses_are_refused_unless_the_sandbox_allows_them(address):
+    assert refused_address(address, allow_private=False)
+    assert not refused_address(address, allow_private=True)
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "fe80::1%eth0", "0.0.0.0", "224.0.0.1", "::ffff:169.254.1.1"])
+def test_link_local_multicast_and_unspecified_are_refused_even_in_the_sandbox(address):
+    assert refused_address(address, allow_private=True)
+
+
+@pytest.mark.parametrize("address", ["20.42.65.90", "2603:1030:20e:3::23c"])
+def test_public_addresses_pass(address):
+    assert not refused_address(address, allow_private=False)
+
+
+@pytest.mark.parametrize("url,check", [
+    ("", "url"), ("fhir-ehr.cerner.com/r4/t", "url"), ("https://", "url"), ("https://host:99999/r4/t", "url"),
+    ("https://user:pw@fhir.example/r4/t", "url"), ("https://fhir.example/r4/t#x", "url"),
+    ("http://fhir.example/r4/t", "https"), ("ftp://fhir.example/r4/t", "https"),
+])
+def test_url_shape_failures_name_their_check(url, check):
+    with pytest.raises(FhirUrlInvalid) as failure:
+        check_url(url)
+    assert failure.value.check == check and failure.value.message.startswith("FHIR URL isn't valid:")
+    assert failure.value.as_dict()["check"] == check and failure.value.status == 400
+
+
+def test_a_cerner_r4_base_url_passes_the_shape_checks():
+    assert check_url(" https://fhir-ehr.cerner.com/r4/ec2458f2-1e24-41c8-b71b-0e701af7583d/ ").hostname == \
+        "fhir-ehr.cerner.com"
