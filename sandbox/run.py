@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,6 +61,21 @@ class Sandbox:
         }
 
 
+def die_with_parent() -> None:
+    """In the child: end when the process that started us ends, even if it is killed (no orphans on ports)."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def ensure_free(*ports: int) -> None:
+    """Refuse to start on a port someone else already serves: we would test their process, not ours."""
+    for port in ports:
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                raise RuntimeError(f"port {port} is already in use: stop what listens there or choose other ports")
+
+
 def wait_started(process: subprocess.Popen, ports: tuple[int, ...], log: Path, timeout: float = 20) -> None:
     """Ports open and the process still alive (a port taken by someone else would fool a connect test)."""
     for port in ports:
@@ -76,13 +93,14 @@ def start_azurite(world: config.World, log_dir: Path) -> subprocess.Popen:
     env = dict(os.environ)
     env["AZURITE_ACCOUNTS"] = ";".join(f"{name}:{config.AZURITE_KEY}" for name in config.STORAGE_ACCOUNTS)
     ports = world.ports
+    ensure_free(ports.blob, ports.queue, ports.table)
     log = open(log_dir / "azurite.log", "wb")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
         [str(azurite), "--silent", "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck",
          "--blobHost", "127.0.0.1", "--blobPort", str(ports.blob),
          "--queueHost", "127.0.0.1", "--queuePort", str(ports.queue),
          "--tableHost", "127.0.0.1", "--tablePort", str(ports.table)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
     )
     wait_started(process, (ports.blob, ports.queue, ports.table), log_dir / "azurite.log")
     return process
@@ -115,11 +133,13 @@ def start_standins(sandbox: Sandbox) -> None:
 def start_host(sandbox: Sandbox, log_dir: Path) -> subprocess.Popen:
     """The Functions host stand-in in its own process, with the app settings in its environment."""
     env = {**os.environ, **sandbox.ca.trust_env(), **sandbox.settings_env}
+    ensure_free(sandbox.world.ports.host)
     log = open(log_dir / "host.log", "wb")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox.functions_host", "--app", "function_app:app",
          "--port", str(sandbox.world.ports.host), "--state-dir", str(log_dir / "timers")],
         cwd=config.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=die_with_parent,
     )
     wait_started(process, (sandbox.world.ports.host,), log_dir / "host.log", timeout=60)
     return process
@@ -133,14 +153,15 @@ def seed_demo(sandbox: Sandbox) -> None:
 
 
 def start_sandbox(offset: int = 0, state_dir: Path | None = None, with_host: bool = True,
-                  seed: bool = True, ca: DevCA | None = None) -> Sandbox:
+                  seed: bool = True, ca: DevCA | None = None, settings: dict[str, str] | None = None) -> Sandbox:
     """Start Azurite, the stand-ins, (optionally) the host and the demo configuration."""
     world = config.world(offset)
     state_dir = state_dir or config.STATE_DIR / f"run-{offset}"
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True)
     ca = ca or make_dev_ca(state_dir / "ca")
-    sandbox = Sandbox(world=world, ca=ca, settings_env=world.app_settings(), state_dir=state_dir)
+    sandbox = Sandbox(world=world, ca=ca, settings_env={**world.app_settings(), **(settings or {})},
+                      state_dir=state_dir)
     try:
         sandbox.processes.append(start_azurite(world, state_dir))
         start_standins(sandbox)

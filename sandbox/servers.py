@@ -41,6 +41,10 @@ def wait_for_port(port: int, timeout: float = 20.0, host: str = "127.0.0.1") -> 
 
 def serve(app, port: int, ca: DevCA | None = None, host: str = "127.0.0.1") -> RunningServer:
     """Start `app` on host:port (https when a dev CA is given) and wait until it accepts connections."""
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        if probe.connect_ex((host, port)) == 0:
+            raise OSError(f"port {port} is already in use")
     tls = {"ssl_certfile": str(ca.server_cert_pem), "ssl_keyfile": str(ca.server_key_pem)} if ca else {}
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
                             timeout_graceful_shutdown=1, **tls)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -19,7 +18,15 @@ from shared.smart.discovery import smart_configuration
 from shared.storage.accounts import default_accounts
 from shared.storage.config import ConfigRepository, FhirEndpoint
 from shared.storage.ehrusers import EhrUserRepository
-from shared.tokens import CookieSpec, TokenExpired, TokenInvalid, cookie_header, sealer
+from shared.tokens import (
+    CookieSpec,
+    Redirect,
+    TokenExpired,
+    TokenInvalid,
+    clear_cookie_header,
+    cookie_header,
+    sealer,
+)
 
 LAUNCH_COOKIE = CookieSpec("ehr_launch", 600, "/api/launch")
 LINK_COOKIE = CookieSpec("ms_link", 600, "/api/launch")
@@ -40,14 +47,6 @@ class LaunchExpired(ConnectorError):
     status, code, title = 400, "launch_expired", "This launch has expired"
 
 
-@dataclass
-class Redirect:
-    """Where the browser goes next, and the cookies it carries there."""
-
-    location: str
-    cookies: list[str] = field(default_factory=list)
-
-
 class LaunchRequest(BaseModel):
     """Query of the provider launch URL that Cerner opens."""
 
@@ -64,16 +63,12 @@ class LaunchRequest(BaseModel):
         return value
 
 
-def _secure() -> bool:
-    return get_settings().public_base_url.startswith("https://")
-
-
 def _callback_uri() -> str:
-    return f"{get_settings().public_base_url}/api/launch/callback"
+    return get_settings().url("/api/launch/callback")
 
 
 def _microsoft_callback_uri() -> str:
-    return f"{get_settings().public_base_url}/api/launch/microsoft/callback"
+    return get_settings().url("/api/launch/microsoft/callback")
 
 
 def parse(model: type[BaseModel], data: dict[str, Any], what: str) -> Any:
@@ -138,7 +133,7 @@ class ProviderLaunch:
         cookie = sealer().seal_json({"state": state, "verifier": verifier if configuration.pkce else "",
                                      "tenant": tenant_id, "endpoint": endpoint.id}, LAUNCH_COOKIE.ttl_seconds,
                                     "ehr-launch")
-        return Redirect(url, [cookie_header(LAUNCH_COOKIE, cookie, _secure())])
+        return Redirect(url, [cookie_header(LAUNCH_COOKIE, cookie)])
 
     def callback(self, query: dict[str, str], launch_cookie: str | None) -> Redirect:
         """Verify state, redeem the code, validate the id_token, then sign in to Microsoft once or go on."""
@@ -177,7 +172,7 @@ class ProviderLaunch:
     def _begin_microsoft_link(self, session: dict[str, Any]) -> Redirect:
         flow = entra.begin_sign_in(_microsoft_callback_uri(), tenant=session["tenant"])
         cookie = sealer().seal_json({"flow": flow, "session": session}, LINK_COOKIE.ttl_seconds, "ms-link")
-        return Redirect(flow["auth_uri"], [cookie_header(LINK_COOKIE, cookie, _secure())])
+        return Redirect(flow["auth_uri"], [cookie_header(LINK_COOKIE, cookie)])
 
     def microsoft_callback(self, query: dict[str, str], link_cookie: str | None) -> Redirect:
         """The one-time Microsoft sign-in: link the EHR user ID to the Entra object ID, in the org's region."""
@@ -200,10 +195,9 @@ class ProviderLaunch:
         session_cookie = sealer().seal_json(session, ttl, "ehr-session")
         visit = sealer().seal_json({"tenant": session["tenant"], "endpoint": endpoint.id,
                                     "appointment": appointment_id}, VISIT_TTL_SECONDS, "visit")
-        location = f"{self.settings.public_base_url}/api/visits/{visit}"
+        location = self.settings.url(f"/api/visits/{visit}")
         spec = CookieSpec(SESSION_COOKIE.name, ttl, SESSION_COOKIE.path)
-        return Redirect(location, [cookie_header(spec, session_cookie, _secure()),
-                                   cookie_header(CookieSpec(LAUNCH_COOKIE.name, 0, LAUNCH_COOKIE.path), "", _secure())])
+        return Redirect(location, [cookie_header(spec, session_cookie), clear_cookie_header(LAUNCH_COOKIE)])
 
     def _todays_appointment(self, endpoint: FhirEndpoint, session: dict[str, Any]) -> str:
         """Without an Appointment in context: the patient's appointment today with this practitioner."""

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    def url(self, path: str) -> str:
+        """Absolute URL of one of the app's own routes ("/api/...")."""
+        return f"{self.public_base_url}{path}"
+
     def region_endpoint(self, region: Region) -> str:
         """Table endpoint of a region's personal-data account, or '' when that region is not provisioned."""
         return getattr(self, f"table_endpoint_{region}")

@@ -8,7 +8,7 @@ import hmac
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cryptography.exceptions import InvalidTag
@@ -141,14 +141,27 @@ class CookieSpec:
     path: str = "/api"
 
 
-def cookie_header(spec: CookieSpec, value: str, secure: bool) -> str:
+def _secure() -> bool:
+    # Secure whenever the app is served over https (always in Azure); plain http only on a developer's loopback.
+    return get_settings().public_base_url.startswith("https://")
+
+
+def cookie_header(spec: CookieSpec, value: str) -> str:
     """A Set-Cookie value: HttpOnly, SameSite=Lax, Secure when served over https."""
     flags = f"; Path={spec.path}; Max-Age={spec.ttl_seconds}; HttpOnly; SameSite=Lax"
-    return f"{spec.name}={value}{flags}{'; Secure' if secure else ''}"
+    return f"{spec.name}={value}{flags}{'; Secure' if _secure() else ''}"
 
 
-def clear_cookie_header(spec: CookieSpec, secure: bool) -> str:
-    return f"{spec.name}=; Path={spec.path}; Max-Age=0; HttpOnly; SameSite=Lax{'; Secure' if secure else ''}"
+def clear_cookie_header(spec: CookieSpec) -> str:
+    return cookie_header(CookieSpec(spec.name, 0, spec.path), "")
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """Where the browser goes next, and the cookies it carries there."""
+
+    location: str
+    cookies: list[str] = field(default_factory=list)
 
 
 _sealer: Sealer | None = None

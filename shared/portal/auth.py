@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 from shared.errors import ConnectorError, Forbidden, InvalidInput, NotSignedIn
 from shared.microsoft import entra
 from shared.settings import get_settings
-from shared.tokens import CookieSpec, TokenExpired, TokenInvalid, clear_cookie_header, cookie_header, sealer
+from shared.tokens import (
+    CookieSpec,
+    Redirect,
+    TokenExpired,
+    TokenInvalid,
+    clear_cookie_header,
+    cookie_header,
+    sealer,
+)
 
 SESSION_COOKIE = CookieSpec("portal_session", 3600, "/api/portal")
 SIGN_IN_COOKIE = CookieSpec("portal_sign_in", 600, "/api/portal/auth")
@@ -31,14 +39,6 @@ SIGN_IN_AGAIN = "Open the portal again and sign in."
 
 class RoleMissing(ConnectorError):
     status, code, title = 403, "role_missing", "You need an administrator role for this portal"
-
-
-@dataclass(frozen=True)
-class Redirect:
-    """Where the browser goes next, and the cookies it carries there."""
-
-    location: str
-    cookies: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -75,16 +75,12 @@ def role_for(wids: list[str]) -> str | None:
     return next((READ_ONLY_ROLES[w] for w in wids if w in READ_ONLY_ROLES), None)
 
 
-def _secure() -> bool:
-    return get_settings().public_base_url.startswith("https://")
-
-
 def _callback_uri() -> str:
-    return f"{get_settings().public_base_url}/api/portal/auth/callback"
+    return get_settings().url("/api/portal/auth/callback")
 
 
 def portal_url() -> str:
-    return f"{get_settings().public_base_url}/api/portal"
+    return get_settings().url("/api/portal")
 
 
 def begin(login_hint: str | None) -> Redirect:
@@ -93,7 +89,7 @@ def begin(login_hint: str | None) -> Redirect:
         raise InvalidInput("The login hint is not a valid account name.", next_step=SIGN_IN_AGAIN)
     flow = entra.begin_sign_in(_callback_uri(), tenant=AUTHORITY_TENANT, login_hint=login_hint or None)
     sealed = sealer().seal_json({"flow": flow}, SIGN_IN_COOKIE.ttl_seconds, "portal-sign-in")
-    return Redirect(flow["auth_uri"], [cookie_header(SIGN_IN_COOKIE, sealed, _secure())])
+    return Redirect(flow["auth_uri"], [cookie_header(SIGN_IN_COOKIE, sealed)])
 
 
 def finish(query: dict[str, str], sign_in_cookie: str | None) -> Redirect:
@@ -115,8 +111,8 @@ def finish(query: dict[str, str], sign_in_cookie: str | None) -> Redirect:
     session = {"tid": claims["tid"], "oid": claims["oid"], "name": str(claims.get("name", ""))[:100],
                "role": role, "csrf": secrets.token_urlsafe(32)}
     sealed = sealer().seal_json(session, SESSION_COOKIE.ttl_seconds, "portal-session")
-    return Redirect(portal_url(), [cookie_header(SESSION_COOKIE, sealed, _secure()),
-                                   clear_cookie_header(SIGN_IN_COOKIE, _secure())])
+    return Redirect(portal_url(), [cookie_header(SESSION_COOKIE, sealed),
+                                   clear_cookie_header(SIGN_IN_COOKIE)])
 
 
 def sign_out(credentials: Credentials) -> Redirect:
@@ -125,7 +121,7 @@ def sign_out(credentials: Credentials) -> Redirect:
     settings = get_settings()
     logout = (f"{settings.entra_authority_host}/{AUTHORITY_TENANT}/oauth2/v2.0/logout?"
               f"{urlencode({'post_logout_redirect_uri': portal_url()})}")
-    return Redirect(logout, [clear_cookie_header(SESSION_COOKIE, _secure())])
+    return Redirect(logout, [clear_cookie_header(SESSION_COOKIE)])
 
 
 def current(credentials: Credentials) -> Caller | None:

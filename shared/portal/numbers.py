@@ -7,7 +7,6 @@ blocks for the minutes real ACS can take, and no background worker is needed.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,15 +18,13 @@ from azure.communication.phonenumbers import (
     PhoneNumbersClient,
     PhoneNumberType,
 )
-from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
-from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.polling import LROPoller
 from azure.core.polling.base_polling import LROBasePolling, OperationFailed
 
 from shared.errors import DependencyFailed
-from shared.http import count_call
 from shared.settings import get_settings
+from shared.sms.acs import acs_client
 
 Status = Literal["running", "succeeded", "failed"]
 
@@ -59,34 +56,9 @@ class StepPolling(LROBasePolling):
             return
 
 
-class _CountCalls(SansIOHTTPPolicy):
-    def on_request(self, request) -> None:
-        count_call("acs")
-
-
-_lock = threading.Lock()
-_client: PhoneNumbersClient | None = None
-
-
 def numbers_client() -> PhoneNumbersClient:
-    """One SDK client per process: the access key locally, the managed identity in Azure."""
-    global _client
-    with _lock:
-        if _client is None:
-            settings = get_settings()
-            key = settings.acs_access_key.get_secret_value()
-            if key:
-                credential: Any = AzureKeyCredential(key)
-            else:
-                from azure.identity import DefaultAzureCredential  # imported lazily: only Azure needs it
-
-                credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id or None)
-            # Retries are the browser's next status check, not the SDK's.
-            _client = PhoneNumbersClient(settings.acs_endpoint, credential, retry_total=0,
-                                         per_call_policies=[_CountCalls()],
-                                         connection_timeout=settings.http_timeout_seconds,
-                                         read_timeout=settings.http_timeout_seconds)
-        return _client
+    """The process's phone-numbers SDK client (same credential and call counting as SMS)."""
+    return acs_client(PhoneNumbersClient)
 
 
 def _polling(final_via_location: bool) -> StepPolling:

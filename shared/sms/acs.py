@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
+from typing import Any, TypeVar
 
 from azure.communication.sms import SmsClient
 from azure.communication.sms._generated.models import SendMessageRequest, SmsRecipient, SmsSendOptions
@@ -16,6 +17,8 @@ from azure.core.pipeline.policies import SansIOHTTPPolicy
 from shared.errors import ConnectorError, DependencyFailed
 from shared.http import count_call
 from shared.settings import get_settings
+
+Client = TypeVar("Client")
 
 
 class SmsThrottled(ConnectorError):
@@ -43,28 +46,26 @@ class _CountCalls(SansIOHTTPPolicy):
 
 
 _lock = threading.Lock()
-_client: SmsClient | None = None
+_clients: dict[type, Any] = {}
 
 
-def sms_client() -> SmsClient:
-    """One SDK client per process; access key locally, managed identity in Azure."""
-    global _client
+def acs_client(client_class: type[Client]) -> Client:
+    """One ACS SDK client of a kind per process: the access key locally, the managed identity in Azure."""
     with _lock:
-        if _client is None:
+        if client_class not in _clients:
             settings = get_settings()
             key = settings.acs_access_key.get_secret_value()
             if key:
-                credential = AzureKeyCredential(key)
+                credential: Any = AzureKeyCredential(key)
             else:
-                from azure.identity import DefaultAzureCredential
+                from azure.identity import DefaultAzureCredential  # imported lazily: only Azure needs it
 
                 credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id or None)
-            # Retries are ours to decide (throttling carries over to the next run), not the SDK's.
-            _client = SmsClient(settings.acs_endpoint, credential, retry_total=0,
-                                per_call_policies=[_CountCalls()],
-                                connection_timeout=settings.http_timeout_seconds,
-                                read_timeout=settings.http_timeout_seconds)
-        return _client
+            # Retries are ours to decide (throttling carries over, LROs resume on the next poll), not the SDK's.
+            _clients[client_class] = client_class(
+                settings.acs_endpoint, credential, retry_total=0, per_call_policies=[_CountCalls()],
+                connection_timeout=settings.http_timeout_seconds, read_timeout=settings.http_timeout_seconds)
+        return _clients[client_class]
 
 
 def send_sms(from_number: str, to: str, message: str, *, tag: str, repeatability_id: str,
@@ -79,7 +80,7 @@ def send_sms(from_number: str, to: str, message: str, *, tag: str, repeatability
     )
     try:
         # The public send() draws a random repeatability id per call, which would defeat exactly-once.
-        items = sms_client()._sms_service_client.sms.send(request, cls=lambda _p, body, _h: body.value)
+        items = acs_client(SmsClient)._sms_service_client.sms.send(request, cls=lambda _p, body, _h: body.value)
     except HttpResponseError as exc:
         if exc.status_code == 429:
             retry_after = float((exc.response.headers.get("Retry-After") if exc.response else None) or 60)
