@@ -114,6 +114,7 @@ class World:
             "ACS_ACCESS_KEY": ACS_ACCESS_KEY,
             "ALLOW_PRIVATE_FHIR_HOSTS": "true",
             "HTTP_TIMEOUT_SECONDS": "5",
+            "SMS_SCHEDULE": "0 */5 * * * *",
         }
 
 

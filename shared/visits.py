@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared.errors import Conflict, Gone, InvalidInput, NotSignedIn
+from shared.errors import Conflict, ConnectorError, Gone, InvalidInput, NotSignedIn
 from shared.fhir import FhirClient
 from shared.join import link_for, visit_key
 from shared.launch import RELAUNCH, VISIT_TTL_SECONDS, LaunchExpired, NotConfigured
 from shared.microsoft.graph import GraphClient
 from shared.microsoft.meetings import ensure_meeting
+from shared.notifications.optouts import OptOutStore, phone_key
 from shared.pages import render
 from shared.settings import Region, get_settings
 from shared.sms.acs import send_sms
@@ -26,6 +27,7 @@ from shared.storage.usage import UsageRepository
 from shared.tokens import TokenExpired, TokenInvalid, sealer
 
 RESEND_AFTER = timedelta(minutes=1)
+SENT_OR_SENDING = ("sending", "sent", "delivered")
 VISIT_TTL = VISIT_TTL_SECONDS
 
 
@@ -55,6 +57,12 @@ def provider_page(visit_ref: str, session_cookie: str | None) -> str:
         raise Gone("This appointment was cancelled in Cerner.",
                    next_step="Check the schedule in PowerChart; nothing was sent to the patient.")
     meeting = ensure_meeting(GraphClient(visit["tenant"]), endpoint, appointment, context.session["oid"])
+    UsageRepository(context.accounts).record(
+        context.region, endpoint.id, visit_key(endpoint.id, appointment.id), appointment.start or datetime.now(UTC),
+        {"provider_joined_at": datetime.now(UTC), "meeting_id": meeting.id, "scheduled_end": appointment.end,
+         "department": appointment.location_ids[0] if appointment.location_ids else ""},
+        keep_first=("provider_joined_at",),
+    )
     zone = ZoneInfo(endpoint.time_zone)
     return render(
         "provider.html",
@@ -121,25 +129,35 @@ def send_link(visit_ref: str, session_cookie: str | None, now: datetime | None =
     if not reachable_from_toll_free(mobile):
         raise InvalidInput("This patient's mobile number is in a country this sending number cannot text.",
                            status=422, next_step="Give the patient the link another way.")
-    start = appointment.start or now
     ledger = LedgerRepository(accounts)
+    if phone_key(mobile) in OptOutStore(ledger).opted_out(region, endpoint.sms_number):
+        raise Conflict("The patient has opted out of texts from this number (they replied STOP).",
+                       next_step="Give the patient the link another way; they can reply START to receive texts again.")
+    start = appointment.start or now
     partition, row = day_partition(endpoint.id, start), sealer().keyed_hash("link", endpoint.id, appointment.id)
     previous = ledger.get(region, partition, row)
-    if previous and previous.get("sent_at") and now - previous["sent_at"] < RESEND_AFTER:
-        return {"status": previous.get("status", "sent"), "sent_to": masked(mobile), "repeated": True}
+    recent = previous and previous.get("sent_at") and now - previous["sent_at"] < RESEND_AFTER
+    if recent and previous.get("status") in SENT_OR_SENDING:
+        return {"status": previous.get("status"), "sent_to": masked(mobile), "repeated": True}
     fields = {"kind": "link", "status": "sending", "sent_at": now, "appointment_end": appointment.end or start}
-    won = ledger.update(region, partition, row, fields, etag=previous.metadata["etag"]) if previous \
-        else ledger.claim(region, partition, row, fields)
-    if not won:  # another click got there first
+    etag = ledger.merge(region, partition, row, fields, etag=previous.metadata["etag"]) if previous \
+        else ledger.create(region, partition, row, fields)
+    if etag is None:  # another click got there first
         return {"status": "sending", "sent_to": masked(mobile), "repeated": True}
     language = pick_language(patient.language, endpoint.default_language)
     text = render_sms("link", language, start.astimezone(ZoneInfo(endpoint.time_zone)), link_for(endpoint, appointment))
-    outcome = send_sms(endpoint.sms_number, mobile, text, tag=message_tag(partition, row),
-                       repeatability_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{row}|{now.isoformat()}")),
-                       first_sent=now)
-    status = "sent" if outcome.successful else "failed"
-    ledger.update(region, partition, row, {"status": status, "message_id": outcome.message_id,
-                                           "detail": "" if outcome.successful else f"HTTP {outcome.http_status}"})
+    try:
+        outcome = send_sms(endpoint.sms_number, mobile, text, tag=message_tag(partition, row),
+                           repeatability_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{row}|{now.isoformat()}")),
+                           first_sent=now)
+    except ConnectorError as failure:  # throttled or ACS down: a later click may try again at once
+        ledger.merge(region, partition, row, {"status": "failed", "detail": failure.code}, etag=etag)
+        raise
+    # Conditional: a delivery report that arrived meanwhile already knows better than "sent".
+    ledger.merge(region, partition, row, {"status": "sent" if outcome.successful else "failed",
+                                          "message_id": outcome.message_id,
+                                          "detail": "" if outcome.successful else f"HTTP {outcome.http_status}"},
+                 etag=etag)
     if not outcome.successful:
         raise InvalidInput("The text message could not be sent to the mobile number on file.", status=422,
                            next_step="Check the patient's mobile number in PowerChart, or give the link another way.")

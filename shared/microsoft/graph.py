@@ -74,5 +74,12 @@ class GraphClient:
         path = f"/users/{organizer}/onlineMeetings/{meeting_id}/getVirtualAppointmentJoinWebUrl"
         return self.checked("GET", path, organizer).json()["value"]
 
+    def attendance_reports(self, organizer: str, meeting_id: str) -> list[dict[str, Any]]:
+        """Every ended session's attendance report of a meeting, each with its attendanceRecords expanded."""
+        path = f"/users/{organizer}/onlineMeetings/{meeting_id}/attendanceReports"
+        summaries = self.checked("GET", path, organizer).json().get("value", [])
+        return [self.checked("GET", f"{path}/{summary['id']}?$expand=attendanceRecords", organizer).json()
+                for summary in summaries]
+
     def subscribed_skus(self) -> list[dict[str, Any]]:
         return self.checked("GET", "/subscribedSkus").json().get("value", [])

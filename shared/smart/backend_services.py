@@ -34,9 +34,12 @@ def _client_assertion(token_endpoint: str) -> str:
                       headers={"kid": settings.smart_system_key_id, "typ": "JWT"})
 
 
-def system_token(fhir_base_url: str) -> str:
-    """A system access token for the FHIR base URL, reused until shortly before it expires."""
-    return _tokens.get(fhir_base_url, lambda: _request_token(fhir_base_url))[0]
+def system_token(fhir_base_url: str, refresh: bool = False) -> str:
+    """A system access token for the FHIR base URL, reused until shortly before it expires.
+
+    refresh=True fetches a new one, for when Cerner refused the cached token (revoked, or expired early).
+    """
+    return _tokens.get(fhir_base_url, lambda: _request_token(fhir_base_url), refresh=refresh)[0]
 
 
 def _request_token(fhir_base_url: str) -> tuple[str, int]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.settings import Region
@@ -36,28 +37,47 @@ class LedgerRepository:
 
     def claim(self, region: Region, partition: str, row: str, fields: dict[str, Any]) -> bool:
         """Create the row; False when another run (or an earlier one) already has it."""
-        entity = {"PartitionKey": partition, "RowKey": row, "Kind": "notification", **fields}
+        return self.create(region, partition, row, fields) is not None
+
+    def create(self, region: Region, partition: str, row: str, fields: dict[str, Any],
+               kind: str = "notification") -> str | None:
+        """Create the row and return its etag; None when it exists already (someone else won the claim)."""
+        entity = {"PartitionKey": partition, "RowKey": row, "Kind": kind, **fields}
         check_entity(TABLE, entity)
         try:
-            self._table(region).create_entity(entity)
-            return True
+            return self._table(region).create_entity(entity).get("etag") or ""
         except ResourceExistsError:
-            return False
+            return None
 
     def update(self, region: Region, partition: str, row: str, fields: dict[str, Any],
                etag: str | None = None) -> bool:
         """Merge fields; with an etag, only if nobody changed the row meanwhile."""
-        entity = {"PartitionKey": partition, "RowKey": row, "Kind": "notification", **fields}
+        return self.merge(region, partition, row, fields, etag) is not None
+
+    def merge(self, region: Region, partition: str, row: str, fields: dict[str, Any], etag: str | None = None,
+              kind: str = "notification") -> str | None:
+        """Merge fields and return the new etag; None when the row changed since `etag` or is gone."""
+        entity = {"PartitionKey": partition, "RowKey": row, "Kind": kind, **fields}
         check_entity(TABLE, entity)
+        condition = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
         try:
-            if etag:
-                self._table(region).update_entity(entity, mode=UpdateMode.MERGE, etag=etag,
-                                                  match_condition=MatchConditions.IfNotModified)
-            else:
-                self._table(region).update_entity(entity, mode=UpdateMode.MERGE)
-            return True
-        except ResourceModifiedError:
-            return False
+            return self._table(region).update_entity(entity, mode=UpdateMode.MERGE, **condition).get("etag") or ""
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return None
+
+    def rows_between(self, region: Region, endpoint_id: str, first_day: datetime, last_day: datetime,
+                     kind: str = "notification") -> list[dict[str, Any]]:
+        """Rows of an endpoint whose partitions (appointment days, UTC) lie from first_day to last_day."""
+        return list(self._table(region).query_entities(
+            "PartitionKey ge @lo and PartitionKey le @hi and Kind eq @kind",
+            parameters={"lo": day_partition(endpoint_id, first_day), "hi": day_partition(endpoint_id, last_day),
+                        "kind": kind},
+        ))
+
+    def partition_rows(self, region: Region, partition: str, kind: str) -> list[dict[str, Any]]:
+        """Every row of one partition and kind."""
+        return list(self._table(region).query_entities(
+            "PartitionKey eq @p and Kind eq @kind", parameters={"p": partition, "kind": kind}))
 
     def purge_before(self, region: Region, endpoint_id: str, cutoff: datetime) -> int:
         """Delete rows of appointments that ended before the cutoff; returns how many."""
@@ -68,8 +88,9 @@ class LedgerRepository:
         )
         count = 0
         for row in rows:
-            table.delete_entity(row["PartitionKey"], row["RowKey"])
-            count += 1
+            with contextlib.suppress(ResourceNotFoundError):  # an overlapping run purged it first
+                table.delete_entity(row["PartitionKey"], row["RowKey"])
+                count += 1
         return count
 
 
@@ -79,5 +100,6 @@ def message_tag(partition: str, row: str) -> str:
 
 
 def parse_message_tag(tag: str) -> tuple[str, str] | None:
+    """(partition, row) of a tag made by message_tag, or None."""
     partition, separator, row = (tag or "").partition("|")
     return (partition, row) if separator and partition and row else None

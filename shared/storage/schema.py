@@ -31,13 +31,17 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
     "ledger": {
         "notification": frozenset({
             "kind", "status", "sent_at", "due_at", "appointment_end", "message_id", "attempts", "detail",
-            "event_id",
+            "event_id", "visit", "start_at", "claimed_at", "first_sent", "attempt_at", "generation", "delivered_at",
         }),
+        # An SMS opt-out (STOP) per sending number and recipient, both as keyed hashes.
+        "optout": frozenset({"status", "updated_at", "event_id"}),
     },
     "usage": {
         "visit": frozenset({
             "scheduled_start", "scheduled_end", "department", "patient_opened_at", "provider_joined_at",
             "meeting_start", "meeting_end", "sms_sent", "status",
+            # The Teams meeting's opaque Graph id (to read its attendance) and what reconciling computed.
+            "meeting_id", "lobby_wait_seconds", "duration_seconds",
         }),
     },
 }

@@ -3,31 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 
-from sandbox import config
-from shared.sms.phone import to_e164
-from tests.integration.launching import PRACTITIONER
-
-
-def mobile_patient_appointment(oracle) -> tuple[str, str, str]:
-    """A new appointment in 10 minutes for a patient with a mobile: (id, patient display name, mobile in E.164)."""
-    tenant = config.CERNER_TEST_TENANT
-    for patient in oracle.all_resources("Patient", tenant):
-        mobiles = [t["value"] for t in patient.get("telecom", []) if t.get("use") == "mobile"]
-        if mobiles:
-            start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=10)
-            appointment_id = oracle.add_appointment(
-                patient_id=patient["id"], practitioner_id=PRACTITIONER, start=start, end=start + timedelta(minutes=20),
-                location_id=oracle.seeded[tenant].locations[0])
-            resource = oracle.resource("Appointment", appointment_id, tenant)
-            actor = next(p["actor"] for p in resource["participant"] if "Patient/" in p["actor"]["reference"])
-            return appointment_id, actor["display"], to_e164(mobiles[0])
-    raise AssertionError("the seed has a patient with a mobile number")
+from tests.integration.launching import new_appointment
 
 
 def test_provider_sends_link_and_sees_the_patient_arrive(sandbox, oracle, acs, entra, new_context, screenshots):
-    appointment, patient_name, mobile = mobile_patient_appointment(oracle)
+    appointment, patient_name, mobile = new_appointment(oracle)
     before = len(acs.outbox(mobile))
     provider = new_context().new_page()
 

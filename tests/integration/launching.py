@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from sandbox import config
+from shared.sms.phone import to_e164
 
 PROVIDER = "dr.grey@contoso-health.example"
 PRACTITIONER = "12742069"
@@ -28,3 +30,23 @@ def todays_appointments(oracle, practitioner: str = PRACTITIONER, tenant: str = 
 def patient_name(oracle, appointment_id: str) -> str:
     resource = oracle.resource("Appointment", appointment_id, config.CERNER_TEST_TENANT)
     return next(p["actor"]["display"] for p in resource["participant"] if "Patient/" in p["actor"]["reference"])
+
+
+def new_appointment(oracle, practitioner: str = PRACTITIONER, minutes_from_now: int = 10,
+                    skip: int = 0) -> tuple[str, str, str]:
+    """Book a fresh visit for a patient with a mobile: (appointment id, patient display name, mobile in E.164).
+
+    Fresh, so no earlier test has texted its link already (links are sent at most once a minute).
+    """
+    tenant = config.CERNER_TEST_TENANT
+    patients = [p for p in oracle.all_resources("Patient", tenant)
+                if any(t.get("use") == "mobile" for t in p.get("telecom", []))]
+    patient = patients[skip % len(patients)]
+    mobile = to_e164(next(t["value"] for t in patient["telecom"] if t.get("use") == "mobile"))
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=minutes_from_now)
+    appointment_id = oracle.add_appointment(patient_id=patient["id"], practitioner_id=practitioner, start=start,
+                                            end=start + timedelta(minutes=20),
+                                            location_id=oracle.seeded[tenant].locations[0])
+    display = next(p["actor"]["display"] for p in oracle.resource("Appointment", appointment_id, tenant)["participant"]
+                   if "Patient/" in p["actor"]["reference"])
+    return appointment_id, display, mobile

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from sandbox import config
 from shared.sms.phone import to_e164
-from tests.integration.launching import PRACTITIONER, launch_url, todays_appointments
+from tests.integration.launching import PRACTITIONER, launch_url, new_appointment, todays_appointments
 
 TENANT = config.CERNER_TEST_TENANT
 
@@ -85,11 +85,29 @@ def test_patient_without_a_mobile_number_gets_a_clear_message(sandbox, oracle, b
 
 
 def test_sms_throttling_is_a_clear_message(sandbox, oracle, acs, browser, signed_in_provider):
-    _page, send, _status = open_visit(sandbox, oracle, browser, appointment_where(oracle, has_mobile=True, nth=1))
+    _page, send, _status = open_visit(sandbox, oracle, browser, new_appointment(oracle)[0])
     acs.fail_next(429)
     response = browser.post(send, headers={"accept": "application/json"})
     assert response.status_code == 429
     assert "Too many text messages" in response.json()["message"]
+    retry = browser.post(send, headers={"accept": "application/json"})
+    assert retry.status_code == 200 and retry.json()["repeated"] is False, "a throttled click can be retried at once"
+
+
+def test_patient_who_replied_stop_is_not_texted(sandbox, oracle, acs, browser, signed_in_provider):
+    appointment, _name, mobile = new_appointment(oracle, skip=1)
+    before = len(acs.outbox(mobile))
+    events = len(acs.events_sent)
+    httpx.post(f"{sandbox.world.acs_url}/_sandbox/reply", json={"from": mobile, "to": "+18005550100",
+                                                                 "message": "STOP"}).raise_for_status()
+    acs.wait_for_events(events + 1, timeout=10)
+    _page, send, _status = open_visit(sandbox, oracle, browser, appointment)
+    response = browser.post(send, headers={"accept": "application/json"})
+    assert response.status_code == 409
+    assert "opted out" in response.json()["message"]
+    assert len(acs.outbox(mobile)) == before
+    httpx.post(f"{sandbox.world.acs_url}/_sandbox/reply", json={"from": mobile, "to": "+18005550100",
+                                                                 "message": "START"}).raise_for_status()
 
 
 def test_status_without_the_provider_session_is_refused(sandbox, oracle, browser, signed_in_provider):

@@ -1,0 +1,57 @@
+"""Virtual-visits usage report (HTML, JSON, CSV) for the portal's administrators, and the hourly attendance timer."""
+
+import logging
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import azure.functions as func
+
+from functions.responses import friendly_errors, json_response, query, redirect_response, request_cookie, wants_json
+from shared.errors import ConnectorError, NotSignedIn
+from shared.portal import auth
+from shared.reports import reconcile_attendance, usage_report_view
+from shared.reports.usage import REPORT_PATH
+
+bp = func.Blueprint()
+log = logging.getLogger("connector")
+ANONYMOUS = func.AuthLevel.ANONYMOUS
+SIGN_IN_PATH = "/api/portal/auth/signin"
+
+
+# Under /api/portal because the portal's session cookie is scoped to that path.
+@bp.route(route="portal/reports/usage", methods=["GET"], auth_level=ANONYMOUS)
+@friendly_errors
+def usage_report(req: func.HttpRequest) -> func.HttpResponse:
+    """The usage report for 7, 30 or 90 days: a page, JSON, or a CSV download."""
+    params = query(req)
+    output = params.get("format") or ("json" if wants_json(req) else "html")
+    try:
+        report = usage_report_view(auth.Credentials(request_cookie(req, auth.SESSION_COOKIE.name)),
+                                   params.get("days"), output)
+    except NotSignedIn as error:
+        if output == "json":
+            return json_response(error.as_dict(), status=error.status)
+        return redirect_response(SIGN_IN_PATH)
+    except ConnectorError as error:
+        if output != "json":
+            raise
+        log.warning("usage report refused: %s %s (reference %s)", error.status, error.code, error.reference)
+        return json_response(error.as_dict(), status=error.status)
+    return func.HttpResponse(report.body, mimetype=report.mimetype, charset="utf-8", headers={
+        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", **report.headers})
+
+
+@bp.route(route="reports/usage", methods=["GET"], auth_level=ANONYMOUS)
+@friendly_errors
+def usage_report_moved(req: func.HttpRequest) -> func.HttpResponse:
+    """The short address of the report; on to where the portal session cookie is sent."""
+    params = urlsplit(req.url).query
+    return redirect_response(REPORT_PATH + (f"?{params}" if params else ""))
+
+
+@bp.timer_trigger(schedule="0 7 * * * *", arg_name="timer", use_monitor=True, run_on_startup=False)
+def usage_reconcile(timer: func.TimerRequest) -> None:
+    """Hourly: settle finished visits from Teams attendance reports (start, end, lobby wait, no-shows)."""
+    summary = reconcile_attendance(datetime.now(UTC))
+    if summary.failed or summary.failed_endpoints:
+        log.warning("usage reconcile left work for the next run: %s", summary)

@@ -1,0 +1,237 @@
+"""Send one planned message exactly once: claim its ledger row, send with a stable repeatability id, record it.
+
+The exactly-once argument:
+1. Every message has one ledger key (a keyed hash of endpoint, appointment, kind and, for reminders and
+   reschedule notices, the offset or version and the start), so any run computes the same key for it.
+2. Only the run that creates the row (create-if-absent) or takes it over with an etag-conditional update may
+   send; every other run loses that write and leaves the message alone.
+3. A send carries repeatability id = uuid5(tag # generation) and first-sent = the generation's first attempt,
+   so retrying the same generation (in this run, or after a crash within ACS's window) is a no-op at ACS.
+4. A new generation (new id, new first-sent) starts only when the previous one was certainly not accepted
+   (429, a whole-request 4xx), or its outcome is unknown, it is older than ACS's repeatability window and no
+   delivery report (matched by tag) arrived in between. That last case is the one residual duplicate risk.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from shared.errors import DependencyFailed, DependencyTimeout
+from shared.fhir import Appointment
+from shared.join import link_for
+from shared.notifications.optouts import OPTED_OUT, OptOutStore
+from shared.notifications.planning import KIND_ORDER, Send, Slot
+from shared.notifications.report import RunReport
+from shared.notifications.throttle import TokenBucket
+from shared.settings import Region
+from shared.sms.acs import SendOutcome, SmsThrottled, send_sms
+from shared.sms.texts import render_sms
+from shared.storage.config import FhirEndpoint
+from shared.storage.ledger import message_tag
+
+REPEATABILITY_NAMESPACE = uuid.UUID("8d7f3c1e-5b2a-4e6f-9a0b-2c4d6e8f1a3b")
+SEND_BACKOFF = (0.2, 1.0)  # in-run retries of a transient failure, same id and body
+REPORTED = frozenset({"delivered", "failed", "opted_out"})  # statuses a delivery report may have written
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """A message ready to go: its ledger row, its recipient and language, and the number it goes from."""
+
+    region: Region
+    endpoint: FhirEndpoint
+    appointment: Appointment
+    send: Send
+    partition: str
+    visit: str
+    to: str
+    language: str
+    first_text: bool = True  # no earlier text of this visit went out: the usage report learns of it now
+
+    @property
+    def sender(self) -> str:
+        return self.endpoint.sms_number
+
+    @property
+    def tag(self) -> str:
+        return message_tag(self.partition, self.send.row)
+
+    @property
+    def order(self) -> tuple[datetime, int]:
+        return (self.appointment.start, KIND_ORDER[self.send.slot.kind])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one send ended, in the ledger's terms."""
+
+    status: str  # sent | unsure | retry | failed | opted_out | skipped
+    detail: str = ""
+    message_id: str = ""
+    retry_after: float = 0.0
+    transient: bool = False
+
+
+def new_row(slot: Slot, appointment: Appointment, visit: str, at: datetime) -> dict[str, Any]:
+    """The fields of a freshly claimed ledger row (only opaque keys and times)."""
+    return {
+        "kind": slot.kind, "status": "sending", "visit": visit, "start_at": slot.start, "due_at": slot.due_at or at,
+        "claimed_at": at, "first_sent": at, "attempt_at": at, "generation": 0, "attempts": 1,
+        "appointment_end": appointment.end or slot.start + timedelta(hours=1),
+    }
+
+
+def repeatability_id(tag: str, generation: int) -> str:
+    """The same UUID for every attempt of one generation of one message."""
+    return str(uuid.uuid5(REPEATABILITY_NAMESPACE, f"{tag}#{generation}"))
+
+
+def classify(result: SendOutcome) -> Outcome:
+    """ACS's per-recipient answer as a ledger outcome."""
+    error = result.error.lower()
+    if result.successful:
+        return Outcome("sent", message_id=result.message_id)
+    if result.http_status == 400 and "already used" in error:
+        return Outcome("sent", detail="accepted_earlier")  # an earlier attempt with this id went through
+    if result.http_status == 412:
+        return Outcome("unsure", detail="repeatability_expired")
+    if "opt" in error or "blocked" in error:
+        return Outcome("opted_out", detail="opted_out")
+    if result.http_status >= 500 or result.http_status == 429:
+        return Outcome("unsure", detail=f"HTTP {result.http_status}", transient=True)
+    return Outcome("failed", detail=f"HTTP {result.http_status}")
+
+
+def render(outbound: Outbound) -> str:
+    """The SMS text, in the patient's language, with the local start time and (except cancellations) the link."""
+    slot = outbound.send.slot
+    link = "" if slot.kind == "cancellation" else link_for(outbound.endpoint, outbound.appointment)
+    local = slot.start.astimezone(ZoneInfo(outbound.endpoint.time_zone))
+    return render_sms(slot.kind, outbound.language, local, link)
+
+
+class Ledger(Protocol):
+    def create(self, region: Region, partition: str, row: str, fields: dict[str, Any]) -> str | None: ...
+    def merge(self, region: Region, partition: str, row: str, fields: dict[str, Any],
+              etag: str | None = None) -> str | None: ...
+    def get(self, region: Region, partition: str, row: str) -> dict[str, Any] | None: ...
+
+
+class Courier:
+    """Sends outbound messages through ACS under the ledger's exactly-once protocol."""
+
+    def __init__(self, ledger: Ledger, report: RunReport, clock: Callable[[], datetime], *,
+                 send: Callable[..., SendOutcome] = send_sms, optouts: OptOutStore | None = None,
+                 usage: Callable[[Outbound], None] | None = None, backoff: Sequence[float] = SEND_BACKOFF,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.ledger, self.report, self.clock = ledger, report, clock
+        self._send, self._optouts, self._usage = send, optouts, usage
+        self._backoff, self._sleep = tuple(backoff), sleep
+
+    def deliver(self, outbound: Outbound, bucket: TokenBucket | None = None) -> str:
+        """Claim, send and record one message; returns the status it ended in ('in_flight' if not ours)."""
+        claim = self._claim(outbound)
+        if claim is None:
+            self.report.add("in_flight")
+            return "in_flight"
+        etag, generation, first_sent = claim
+        try:
+            text = render(outbound)
+        except ValueError:  # an appointment id that cannot be sealed into a link
+            outcome = Outcome("skipped", detail="no_link")
+        else:
+            outcome = self._attempt(outbound, text, repeatability_id(outbound.tag, generation), first_sent)
+        if outcome.retry_after and bucket is not None:
+            bucket.pause(outcome.retry_after)
+        self._record(outbound, etag, outcome)
+        return outcome.status
+
+    # claiming ------------------------------------------------------------------------------------------------
+
+    def _claim(self, outbound: Outbound) -> tuple[str, int, datetime] | None:
+        """(etag, generation, first-sent) of a row this run now owns, or None when another run has it."""
+        send, at = outbound.send, self.clock()
+        existing = send.existing
+        if existing is None:
+            fields = new_row(send.slot, outbound.appointment, outbound.visit, at)
+            etag = self.ledger.create(outbound.region, outbound.partition, send.row, fields)
+            return None if etag is None else (etag, 0, at)
+        fields: dict[str, Any] = {"status": "sending", "attempt_at": at, "attempts": existing.attempts + 1}
+        generation, first_sent = existing.generation, existing.first_sent or at
+        if send.new_generation:
+            generation, first_sent = existing.generation + 1, at
+            fields |= {"generation": generation, "first_sent": at, "claimed_at": at, "start_at": send.slot.start}
+        etag = self.ledger.merge(outbound.region, outbound.partition, send.row, fields, etag=existing.etag)
+        return None if etag is None else (etag, generation, first_sent)
+
+    # sending -------------------------------------------------------------------------------------------------
+
+    def _attempt(self, outbound: Outbound, text: str, request_id: str, first_sent: datetime) -> Outcome:
+        """Send, retrying transient failures a little with the same id, first-sent and text."""
+        outcome = Outcome("unsure")
+        for delay in (0.0, *self._backoff):
+            if delay:
+                self._sleep(delay)
+            outcome = self._send_once(outbound, text, request_id, first_sent)
+            if not outcome.transient:
+                return outcome
+        return outcome
+
+    def _send_once(self, outbound: Outbound, text: str, request_id: str, first_sent: datetime) -> Outcome:
+        try:
+            result = self._send(outbound.sender, outbound.to, text, tag=outbound.tag,
+                                repeatability_id=request_id, first_sent=first_sent)
+        except SmsThrottled as throttled:
+            return Outcome("retry", detail="throttled", retry_after=throttled.retry_after)
+        except DependencyTimeout:
+            return Outcome("unsure", detail="timeout", transient=True)
+        except DependencyFailed as failed:
+            status = getattr(failed.__cause__, "status_code", None)
+            if status is not None and 400 <= status < 500:
+                return Outcome("retry", detail=f"HTTP {status}")  # refused whole: certainly not accepted
+            return Outcome("unsure", detail=f"HTTP {status}" if status else "unreachable", transient=True)
+        return classify(result)
+
+    # recording -----------------------------------------------------------------------------------------------
+
+    def _record(self, outbound: Outbound, etag: str, outcome: Outcome) -> None:
+        at = self.clock()
+        fields: dict[str, Any] = {"status": outcome.status, "detail": outcome.detail}
+        if outcome.status == "sent":
+            fields |= {"sent_at": at, "message_id": outcome.message_id}
+        self._write(outbound, etag, fields)
+        self._count(outbound, outcome)
+        if outcome.status == "sent" and outbound.first_text and self._usage is not None:
+            self._usage(outbound)
+        if outcome.status == "opted_out" and self._optouts is not None:
+            self._optouts.record(outbound.region, outbound.sender, outbound.to, OPTED_OUT, at)
+
+    def _write(self, outbound: Outbound, etag: str, fields: dict[str, Any]) -> None:
+        """Record the outcome; a delivery report that got there first keeps its status."""
+        region, partition, row = outbound.region, outbound.partition, outbound.send.row
+        if self.ledger.merge(region, partition, row, fields, etag=etag) is not None:
+            return
+        current = self.ledger.get(region, partition, row)
+        if current is None:
+            return  # purged meanwhile: the appointment is over
+        if current.get("status") in REPORTED:
+            fields = {k: v for k, v in fields.items() if k not in ("status", "detail")}
+        self.ledger.merge(region, partition, row, fields)
+
+    def _count(self, outbound: Outbound, outcome: Outcome) -> None:
+        if outcome.status == "sent":
+            self.report.record_sent(outbound.send.slot.kind)
+        elif outcome.status == "unsure":
+            self.report.add("retrying")
+        elif outcome.status == "retry":
+            self.report.add("carried_over")
+        elif outcome.status == "failed":
+            self.report.add("failed")
+        else:
+            self.report.add("skipped")

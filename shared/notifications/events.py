@@ -1,0 +1,103 @@
+"""ACS SMS events from Event Grid: delivery reports update the ledger row their tag names; STOP / START replies.
+
+Event Grid delivers at least once and in any order, so every change is idempotent on the event id and an
+opt-out change older than the recorded one is ignored. Keys arrive in PascalCase (documented samples) or
+camelCase (SDK models): they are read case-insensitively.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.notifications.optouts import OPTED_IN, OPTED_OUT, OptOutStore
+from shared.settings import Region
+from shared.storage.accounts import TableAccounts, default_accounts
+from shared.storage.config import ConfigRepository
+from shared.storage.ledger import LedgerRepository, parse_message_tag
+
+DELIVERY_REPORT = "Microsoft.Communication.SMSDeliveryReportReceived"
+RECEIVED = "Microsoft.Communication.SMSReceived"
+# Carrier keywords on US toll-free numbers (domain-notes E5).
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"})
+START_WORDS = frozenset({"START", "UNSTOP", "YES"})
+
+
+def handle_sms_event(event_id: str, event_type: str, data: dict[str, Any] | None,
+                     accounts: TableAccounts | None = None) -> str:
+    """Apply one ACS SMS event; returns what happened, for the log (never who it concerned)."""
+    fields = {str(key).lower(): value for key, value in (data or {}).items()}
+    accounts = accounts or default_accounts()
+    if event_type == DELIVERY_REPORT:
+        return delivery_report(event_id, fields, accounts)
+    if event_type == RECEIVED:
+        return reply(event_id, fields, accounts)
+    return "ignored"
+
+
+def delivery_report(event_id: str, fields: dict[str, Any], accounts: TableAccounts) -> str:
+    """Set the delivery status on the ledger row named by the message tag."""
+    parsed = parse_message_tag(str(fields.get("tag") or ""))
+    if parsed is None:
+        return "untagged"
+    partition, row = parsed
+    region = region_of_endpoint(ConfigRepository(accounts), partition.rsplit("-", 1)[0])
+    if region is None:
+        return "unknown_endpoint"
+    ledger = LedgerRepository(accounts)
+    current = ledger.get(region, partition, row)
+    if current is None:
+        return "unknown_row"  # purged after the appointment, or not ours
+    if current.get("event_id") == event_id:
+        return "duplicate"
+    status, received = delivery_status(fields), received_at(fields)
+    detail = str(fields.get("deliverystatusdetails") or "")[:120]
+    ledger.merge(region, partition, row, {"status": status, "detail": detail, "delivered_at": received,
+                                          "event_id": event_id}, kind=current.get("Kind", "notification"))
+    if status == OPTED_OUT and fields.get("from") and fields.get("to"):
+        OptOutStore(ledger).record(region, e164(fields["from"]), e164(fields["to"]), OPTED_OUT, received, event_id)
+    return status
+
+
+def reply(event_id: str, fields: dict[str, Any], accounts: TableAccounts) -> str:
+    """A patient's STOP or START to one of our numbers: record it wherever that number is linked."""
+    word = str(fields.get("message") or "").strip().upper()
+    status = OPTED_OUT if word in STOP_WORDS else OPTED_IN if word in START_WORDS else None
+    if status is None or not fields.get("from") or not fields.get("to"):
+        return "ignored"
+    sender, patient = e164(fields["to"]), e164(fields["from"])
+    config = ConfigRepository(accounts)
+    regions = {config.region(tenant) for tenant, endpoint in config.all_endpoints()
+               if endpoint.sms_number == sender}
+    store = OptOutStore(LedgerRepository(accounts))
+    for region in regions:
+        store.record(region, sender, patient, status, received_at(fields), event_id)
+    return status if regions else "not_linked"
+
+
+def delivery_status(fields: dict[str, Any]) -> str:
+    """delivered, opted_out (the carrier blocks the sender for this recipient) or failed."""
+    if str(fields.get("deliverystatus") or "").lower() == "delivered":
+        return "delivered"
+    details = str(fields.get("deliverystatusdetails") or "").lower()
+    return OPTED_OUT if "blocked" in details or "opt" in details else "failed"
+
+
+def received_at(fields: dict[str, Any]) -> datetime:
+    """ReceivedTimestamp (ISO 8601, up to 7 fractional digits), or now when absent or unreadable."""
+    try:
+        moment = datetime.fromisoformat(str(fields.get("receivedtimestamp") or ""))
+    except ValueError:
+        return datetime.now(UTC)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def e164(number: Any) -> str:
+    """Event Grid numbers come with or without the '+'."""
+    text = str(number).strip()
+    return text if text.startswith("+") else f"+{text}"
+
+
+def region_of_endpoint(config: ConfigRepository, endpoint_id: str) -> Region | None:
+    found = config.find_by_id(endpoint_id)
+    return config.region(found[0]) if found else None

@@ -1,0 +1,263 @@
+"""The confirmation and reminder job: one run at a given `now` over every FHIR endpoint with SMS switched on."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+from zoneinfo import ZoneInfoNotFoundError
+
+import phonenumbers
+from azure.core.exceptions import AzureError
+
+from shared.errors import ConnectorError, DependencyFailed, DependencyTimeout, NotSignedIn
+from shared.fhir import Appointment, FhirClient, Patient
+from shared.join import visit_key
+from shared.notifications.courier import Courier, Outbound, new_row
+from shared.notifications.dispatch import Dispatcher
+from shared.notifications.optouts import OPTED_OUT, OptOutStore, phone_key
+from shared.notifications.planning import LedgerRow, Policy, Send, Slot, iso, plan_appointment
+from shared.notifications.report import RunReport
+from shared.settings import Region, Settings, get_settings
+from shared.smart import backend_services
+from shared.sms.phone import reachable_from_toll_free, to_e164
+from shared.sms.texts import pick_language
+from shared.storage.accounts import TableAccounts, default_accounts
+from shared.storage.config import ConfigRepository, FhirEndpoint
+from shared.storage.ledger import LedgerRepository, day_partition
+from shared.storage.usage import UsageRepository
+from shared.tokens import sealer
+
+SEARCH_MARGIN = timedelta(minutes=5)  # clock skew between us and Cerner
+ROWS_BEFORE = timedelta(days=1)  # ledger days read before today: a confirmed appointment may have moved
+PURGE_AFTER = timedelta(hours=2)  # ledger rows go this long after their appointment ended
+PATIENT_BATCH = 50
+FHIR_BACKOFF = (0.2, 1.0)
+DEFAULT_MAX_SECONDS = 180.0  # well inside functionTimeout (5 min) and before the next occurrence
+
+logger = logging.getLogger("connector.notifications")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Target:
+    """An endpoint the job polls, with its organization and data region."""
+
+    tenant_id: str
+    endpoint: FhirEndpoint
+    region: Region
+
+
+def eligible_endpoints(config: ConfigRepository) -> list[Target]:
+    """Endpoints with a linked number and departments, of organizations that gave both SMS consents."""
+    by_tenant: dict[str, list[FhirEndpoint]] = defaultdict(list)
+    for tenant_id, endpoint in config.all_endpoints():
+        if endpoint.sms_number and endpoint.departments:
+            by_tenant[tenant_id].append(endpoint)
+    targets: list[Target] = []
+    for tenant_id, endpoints in by_tenant.items():
+        if config.sms_consents(tenant_id).complete:
+            region = config.region(tenant_id)
+            targets += [Target(tenant_id, endpoint, region) for endpoint in endpoints]
+    return targets
+
+
+def run_notifications(now: datetime, *, max_seconds: float = DEFAULT_MAX_SECONDS, workers: int = 8,
+                      accounts: TableAccounts | None = None) -> RunReport:
+    """One run at `now` (UTC, given by the caller): plan every eligible endpoint, send what fits, purge the past.
+
+    Safe to run twice, late, or twice at once: the ledger lets each message out once (see courier.py).
+    """
+    started = time.monotonic()
+    accounts = accounts or default_accounts()
+    settings = get_settings()
+    ledger = LedgerRepository(accounts)
+    report = RunReport()
+    outbounds: list[Outbound] = []
+    for target in eligible_endpoints(ConfigRepository(accounts)):
+        report.add("endpoints")
+        outbounds += _prepare_safely(target, now, ledger, report, settings)
+
+    def clock() -> datetime:
+        return now + timedelta(seconds=time.monotonic() - started)
+
+    usage = UsageRepository(accounts)
+    courier = Courier(ledger, report, clock, optouts=OptOutStore(ledger), usage=lambda o: record_usage(usage, o))
+    Dispatcher(courier, report, settings.sms_rate_per_minute, started + max_seconds, workers).run(outbounds)
+    return report
+
+
+def _prepare_safely(target: Target, now: datetime, ledger: LedgerRepository, report: RunReport,
+                    settings: Settings) -> list[Outbound]:
+    """One endpoint failing (Cerner down, storage hiccup, a bad time zone) must not stop the others."""
+    try:
+        return EndpointRun(target, now, ledger, report, settings).prepare()
+    except (ConnectorError, AzureError, ZoneInfoNotFoundError) as error:
+        report.add("endpoint_errors")
+        code = error.code if isinstance(error, ConnectorError) else type(error).__name__
+        logger.warning("SMS job skipped endpoint %s this run: %s", target.endpoint.id, code)
+        return []
+
+
+def record_usage(usage: UsageRepository, outbound: Outbound) -> None:
+    """Mark the visit as having had an SMS, for the usage report."""
+    appointment = outbound.appointment
+    fields: dict = {"sms_sent": True}
+    if appointment.end is not None:
+        fields["scheduled_end"] = appointment.end
+    if appointment.location_ids:
+        fields["department"] = appointment.location_ids[0]
+    usage.record(outbound.region, outbound.endpoint.id, outbound.visit, appointment.start, fields)
+
+
+def is_toll_free(number: str) -> bool:
+    """Whether a sending number is toll-free (those reach the US, Canada and Puerto Rico only)."""
+    try:
+        parsed = phonenumbers.parse(number)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.TOLL_FREE
+
+
+class EndpointRun:
+    """Plan one endpoint: its departments' appointments, their ledger rows, their patients read just in time."""
+
+    def __init__(self, target: Target, now: datetime, ledger: LedgerRepository, report: RunReport,
+                 settings: Settings):
+        self.target, self.endpoint, self.region = target, target.endpoint, target.region
+        self.now, self.ledger, self.report = now, ledger, report
+        self.lookahead = timedelta(hours=settings.sms_lookahead_hours)
+        self.policy = Policy.for_endpoint(self.endpoint)
+        self.optouts = OptOutStore(ledger)
+        self._visits: dict[str, str] = {}
+        self._texted: set[str] = set()  # appointments that had a text before this run
+
+    def prepare(self) -> list[Outbound]:
+        """The messages this endpoint sends in this run (ledger closes and skips are written on the way)."""
+        appointments = [a for a in self._search() if a.start is not None]
+        self.report.add("searched", len(appointments))
+        rows = self._rows()
+        planned: list[tuple[Appointment, Send]] = []
+        for appointment in appointments:
+            visit_rows = rows.get(self._visit(appointment), [])
+            if any(row.status in ("sent", "delivered") for row in visit_rows):
+                self._texted.add(appointment.id)
+            planned += [(appointment, send) for send in self._plan(appointment, visit_rows)]
+        outbounds = self._outbounds(planned)
+        self.report.add("purged", self.ledger.purge_before(self.region, self.endpoint.id, self.now - PURGE_AFTER))
+        return outbounds
+
+    # reading ---------------------------------------------------------------------------------------------------
+
+    def _search(self) -> list[Appointment]:
+        """Appointments of the configured departments that start and end in the look-ahead window (paged)."""
+        params: dict[str, str | list[str]] = {
+            "location": ",".join(self.endpoint.departments),
+            "date": [f"ge{iso(self.now - SEARCH_MARGIN)}", f"lt{iso(self.now + self.lookahead)}"],
+            "_count": "100",
+        }
+        return self._fhir(lambda fhir: list(fhir.appointments(params)))
+
+    def _patients(self, patient_ids: list[str]) -> dict[str, Patient]:
+        """The patients who get a text this run, read in batches (`_id=a,b,...`), nothing kept afterwards."""
+        found: dict[str, Patient] = {}
+        for index in range(0, len(patient_ids), PATIENT_BATCH):
+            batch = patient_ids[index:index + PATIENT_BATCH]
+            found.update(self._fhir(lambda fhir, batch=batch: fhir.patients(batch)))
+        return found
+
+    def _fhir(self, read: Callable[[FhirClient], T]) -> T:
+        """A FHIR read with a fresh-enough system token, retried briefly when Cerner fails or is slow."""
+        base = self.endpoint.base_url
+        error: ConnectorError | None = None
+        for delay in (0.0, *FHIR_BACKOFF):
+            refused = isinstance(error, NotSignedIn)  # a refused token is replaced at once, without waiting
+            if delay and not refused:
+                time.sleep(delay)
+            try:
+                token = backend_services.system_token(base, refresh=refused)
+                return read(FhirClient(base, token))
+            except (NotSignedIn, DependencyFailed, DependencyTimeout) as failed:
+                error = failed
+        assert error is not None
+        raise error
+
+    def _rows(self) -> dict[str, list[LedgerRow]]:
+        """This endpoint's ledger rows around the window, by visit."""
+        entities = self.ledger.rows_between(self.region, self.endpoint.id, self.now - ROWS_BEFORE,
+                                            self.now + self.lookahead)
+        rows: dict[str, list[LedgerRow]] = defaultdict(list)
+        for entity in entities:
+            if entity.get("visit"):
+                rows[entity["visit"]].append(LedgerRow.from_entity(entity))
+        return rows
+
+    def _visit(self, appointment: Appointment) -> str:
+        """The appointment's opaque visit key (the same one the usage report uses)."""
+        if appointment.id not in self._visits:
+            self._visits[appointment.id] = visit_key(self.endpoint.id, appointment.id)
+        return self._visits[appointment.id]
+
+    def _row_key(self, appointment: Appointment, slot: Slot) -> str:
+        """The ledger key of one message: a keyed hash of endpoint, appointment, kind (and offset or version, start)."""
+        return sealer().keyed_hash("sms", self.endpoint.id, appointment.id, *slot.key_parts)
+
+    # planning --------------------------------------------------------------------------------------------------
+
+    def _plan(self, appointment: Appointment, rows: list[LedgerRow]) -> list[Send]:
+        """Plan one appointment and write what planning decided about its older rows."""
+        plan = plan_appointment(appointment, rows, self.policy, self.now,
+                                lambda slot: self._row_key(appointment, slot))
+        for row, status, reason in plan.closes:
+            self.ledger.merge(self.region, row.partition, row.row, {"status": status, "detail": reason}, etag=row.etag)
+        for row in plan.stale_ends:  # moved later: keep its rows until the new end
+            self.ledger.merge(self.region, row.partition, row.row, {"appointment_end": appointment.end})
+        self.report.add("deferred", plan.deferred)
+        self.report.add("in_flight", plan.in_flight)
+        return plan.sends
+
+    def _outbounds(self, planned: list[tuple[Appointment, Send]]) -> list[Outbound]:
+        """Planned messages with their recipients; those that cannot go out are recorded as skipped."""
+        if not planned:
+            return []
+        patients = self._patients(sorted({a.patient_id for a, _ in planned if a.patient_id}))
+        opted_out = self.optouts.opted_out(self.region, self.endpoint.sms_number)
+        outbounds = []
+        for appointment, send in planned:
+            patient = patients.get(appointment.patient_id)
+            to, problem = self._recipient(patient, opted_out)
+            if problem or patient is None:
+                self._skip(appointment, send, problem or "no_patient")
+                continue
+            language = pick_language(patient.language, self.endpoint.default_language)
+            partition = send.existing.partition if send.existing else day_partition(self.endpoint.id, send.slot.start)
+            outbounds.append(Outbound(self.region, self.endpoint, appointment, send, partition,
+                                      self._visit(appointment), to, language, appointment.id not in self._texted))
+        return outbounds
+
+    def _recipient(self, patient: Patient | None, opted_out: frozenset[str]) -> tuple[str, str]:
+        """(E.164 mobile, '') or ('', why the patient cannot get this text)."""
+        mobile = to_e164(patient.mobile) if patient is not None and patient.mobile else None
+        if mobile is None:
+            return "", "no_mobile"
+        if is_toll_free(self.endpoint.sms_number) and not reachable_from_toll_free(mobile):
+            return "", "unreachable"
+        if phone_key(mobile) in opted_out:
+            return "", OPTED_OUT
+        return mobile, ""
+
+    def _skip(self, appointment: Appointment, send: Send, reason: str) -> None:
+        """Record once that this message cannot go out, so later runs neither retry it nor re-read the patient."""
+        status = OPTED_OUT if reason == OPTED_OUT else "skipped"
+        if send.existing is not None:
+            self.ledger.merge(self.region, send.existing.partition, send.row, {"status": status, "detail": reason},
+                              etag=send.existing.etag)
+        else:
+            fields = new_row(send.slot, appointment, self._visit(appointment), self.now)
+            fields |= {"status": status, "detail": reason}
+            self.ledger.create(self.region, day_partition(self.endpoint.id, send.slot.start), send.row, fields)
+        self.report.add("skipped")

@@ -1,0 +1,545 @@
+"""A simulated day of SMS confirmations and reminders: 3 FHIR endpoints, 60 appointments, the real stand-ins.
+
+The job runs in this process every 5 simulated minutes (with the Oracle Health clock driven by the test), with
+retried, overlapping and skipped runs, FHIR 500s and timeouts, and ACS 429s and 5xx. The patients' phones (the
+ACS outbox) must show every expected text exactly once, in the patient's language, in its window.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from sandbox import config
+from sandbox.oracle.state import utc_now
+from shared.join import visit_key
+from shared.notifications import run_notifications
+from shared.notifications.optouts import optout_partition
+from shared.notifications.report import RunReport
+from shared.sms.phone import to_e164
+from shared.storage.config import ConfigRepository, SmsConsents
+from shared.storage.ledger import LedgerRepository, day_partition
+from shared.storage.schema import SCHEMA
+from shared.tokens import sealer
+from tests.integration.reminders_world import AppSettings, Booking, book, open_organization, open_site
+
+H = 60
+DAY_MINUTES = 27 * H + 30
+SKIPPED = range(11 * H + 5, 11 * H + 30)  # the host was down: no runs in here
+RETRIED_AT = {2 * H, 8 * H + 20}  # the same run twice in a row
+OVERLAPPING_AT = {0, 4 * H, 15 * H}  # two runs at once
+NY, LA, CHICAGO = ZoneInfo("America/New_York"), ZoneInfo("America/Los_Angeles"), ZoneInfo("America/Chicago")
+
+SITES = {
+    "ny": dict(region="emea", number="+18335550111", time_zone="America/New_York", quiet_hours="21:00-08:00",
+               reminder_offsets=[1440, 15], confirmations_on=True, default_language="en", area="312"),
+    "la": dict(region="emea", number="+18445550122", time_zone="America/Los_Angeles", quiet_hours="",
+               reminder_offsets=[120, 15], confirmations_on=True, default_language="es", area="415"),
+    "chi": dict(region="americas", number="+18555550133", time_zone="America/Chicago", quiet_hours="",
+                reminder_offsets=[60], confirmations_on=False, default_language="pt-BR", area="617"),
+    "noconsent": dict(region="americas", number="+18665550144", time_zone="America/Chicago", quiet_hours="",
+                      reminder_offsets=[60, 15], confirmations_on=True, default_language="en", area="646"),
+    "nonumber": dict(region="emea", number="", time_zone="America/Chicago", quiet_hours="",
+                     reminder_offsets=[60, 15], confirmations_on=True, default_language="en", area="718"),
+}
+ZONES = {name: ZoneInfo(site["time_zone"]) for name, site in SITES.items()}
+TEXTS = {  # how each kind of text begins or reads, per language (shared/sms/texts.py)
+    "en": {"confirmation": "is booked for", "reschedule": "has moved to", "cancellation": "was cancelled",
+           "reminder": "Reminder:"},
+    "es": {"confirmation": "esta programada para", "reschedule": "cambio al", "cancellation": "fue cancelada",
+           "reminder": "Recordatorio:"},
+    "pt-BR": {"confirmation": "esta marcada para", "reschedule": "mudou para", "cancellation": "foi cancelada",
+              "reminder": "Lembrete:"},
+}
+
+
+@dataclass
+class Visit:
+    """One appointment of the day and the texts its patient must get: (kind, minute it becomes due)."""
+
+    label: str
+    site: str
+    start: int
+    expected: list[tuple[str, int]]
+    language: str | None = "en"
+    phone: str = "mobile"  # mobile | none | abroad | blocked
+    booked_at: int | None = None
+    status: str = "booked"
+    moves: list[tuple[int, int]] = field(default_factory=list)
+    cancel_at: int | None = None
+    stop_at: int | None = None
+    booking: Booking | None = None
+
+    def start_at(self, minute: float) -> int:
+        """The start (in day minutes) as Cerner shows it at that minute."""
+        return next((new for at, new in reversed(self.moves) if at <= minute), self.start)
+
+    @property
+    def expected_language(self) -> str:
+        return self.language or SITES[self.site]["default_language"]
+
+
+def day_visits() -> list[Visit]:
+    ny_day = [(4 * H, "en"), (6 * H, "es"), (8 * H, "pt-BR"), (10 * H, None), (13 * H, "es"), (14 * H + 30, "en")]
+    la_day = [(2 * H + 30, "en"), (5 * H, "es"), (7 * H, "pt-BR"), (9 * H, None), (12 * H, "en"), (14 * H, "es"),
+              (16 * H, "pt-BR"), (18 * H, "en"), (20 * H, "es"), (22 * H, None)]
+    chi_day = [(3 * H, "pt-BR"), (6 * H, "en"), (9 * H, "es"), (13 * H, None), (18 * H, "en"), (2 * H, "es"),
+               (4 * H + 30, "en"), (11 * H, "pt-BR"), (15 * H, None), (20 * H, "es")]
+    return [
+        # New York: quiet hours 21:00-08:00 (the day starts at 06:00 there), reminders 24 h and 15 min before.
+        Visit("ny early, inside quiet hours", "ny", 60, [("confirmation", 0), ("reminder", 45)]),
+        *[Visit(f"ny at {s // H}h{s % H:02d}", "ny", s, [("confirmation", 2 * H), ("reminder", s - 15)], lang)
+          for s, lang in ny_day],
+        Visit("ny tomorrow", "ny", 27 * H, [("confirmation", 2 * H), ("reminder", 3 * H), ("reminder", 27 * H - 15)],
+              "es"),
+        Visit("ny booked at 22:00 for tomorrow", "ny", 27 * H + 15, [("confirmation", 26 * H), ("reminder", 27 * H)],
+              "pt-BR", booked_at=16 * H),
+        Visit("ny booked at 02:00 for 03:30", "ny", 21 * H + 30, [("confirmation", 20 * H), ("reminder", 21 * H + 15)],
+              booked_at=20 * H),
+        Visit("ny moved", "ny", 6 * H, [("confirmation", 2 * H), ("reschedule", 4 * H), ("reminder", 9 * H - 15)], "es",
+              moves=[(4 * H, 9 * H)]),
+        Visit("ny moved to tomorrow", "ny", 5 * H,
+              [("confirmation", 2 * H), ("reschedule", 3 * H), ("reminder", 25 * H - 15)], moves=[(3 * H, 25 * H)]),
+        Visit("ny moved and back", "ny", 7 * H,
+              [("confirmation", 2 * H), ("reschedule", 3 * H), ("reschedule", 5 * H), ("reminder", 7 * H - 15)],
+              "pt-BR", moves=[(3 * H, 8 * H), (5 * H, 7 * H)]),
+        Visit("ny cancelled", "ny", 8 * H, [("confirmation", 2 * H), ("cancellation", 5 * H)], "es", cancel_at=5 * H),
+        Visit("ny cancelled before it was confirmed", "ny", 10 * H, [], cancel_at=H),
+        Visit("ny booked as cancelled", "ny", 9 * H, [], status="cancelled"),
+        Visit("ny without a mobile", "ny", 5 * H, [], phone="none"),
+        Visit("ny mobile abroad", "ny", 5 * H, [], phone="abroad"),
+        Visit("ny replies STOP", "ny", 9 * H, [("confirmation", 2 * H)], stop_at=3 * H),
+        Visit("ny blocked by the carrier", "ny", 9 * H + 30, [], phone="blocked"),
+        Visit("ny reminder lost in skipped runs", "ny", 11 * H + 20, [("confirmation", 2 * H)]),
+        Visit("ny reminder late after skipped runs", "ny", 11 * H + 40,
+              [("confirmation", 2 * H), ("reminder", 11 * H + 25)]),
+        # Los Angeles: no quiet hours (the day starts at 03:00 there), reminders 2 h and 15 min before.
+        Visit("la soon", "la", 60, [("confirmation", 0), ("reminder", 45)], None),
+        *[Visit(f"la at {s // H}h{s % H:02d}", "la", s,
+                [("confirmation", 0), ("reminder", s - 2 * H), ("reminder", s - 15)], lang) for s, lang in la_day],
+        Visit("la booked at midday", "la", 10 * H, [("confirmation", 6 * H + 7), ("reminder", 8 * H),
+                                                    ("reminder", 10 * H - 15)], "pt-BR", booked_at=6 * H + 7),
+        Visit("la booked at short notice", "la", 12 * H + 20, [("confirmation", 12 * H + 2)], "es",
+              booked_at=12 * H + 2),
+        Visit("la cancelled after a reminder", "la", 7 * H + 30,
+              [("confirmation", 0), ("reminder", 5 * H + 30), ("cancellation", 6 * H)], cancel_at=6 * H),
+        Visit("la moved later", "la", 4 * H,
+              [("confirmation", 0), ("reschedule", 2 * H), ("reminder", 4 * H), ("reminder", 6 * H - 15)], "es",
+              moves=[(2 * H, 6 * H)]),
+        Visit("la tomorrow", "la", 25 * H, [("confirmation", 0), ("reminder", 23 * H), ("reminder", 25 * H - 15)]),
+        # Chicago: confirmations off, one reminder an hour before.
+        Visit("chi soon", "chi", 30, [("reminder", 0)], None),
+        *[Visit(f"chi at {s // H}h{s % H:02d}", "chi", s, [("reminder", s - H)], lang) for s, lang in chi_day],
+        Visit("chi moved", "chi", 4 * H, [("reminder", 3 * H), ("reminder", 5 * H)], moves=[(3 * H + 20, 6 * H)]),
+        Visit("chi cancelled", "chi", 9 * H + 30, [("reminder", 8 * H + 30)], "es", cancel_at=8 * H + 40),
+        Visit("chi booked at midday", "chi", 10 * H + 40, [("reminder", 10 * H + 3)], "es", booked_at=10 * H + 3),
+        # No SMS consent / no linked number: nothing, ever.
+        *[Visit(f"no consent {n}", "noconsent", s, []) for n, s in enumerate((3 * H, 5 * H, 8 * H, 12 * H))],
+        *[Visit(f"no number {n}", "nonumber", s, []) for n, s in enumerate((3 * H, 5 * H, 8 * H, 12 * H))],
+    ]
+
+
+def first_of_day(real_now: datetime) -> datetime:
+    """06:00 in New York, at least 28 h ahead: the host's own timer (real time, 26 h look-ahead) never sees it."""
+    earliest = real_now + timedelta(hours=28)
+    local = earliest.astimezone(NY)
+    begin = datetime.combine(local.date(), datetime.min.time().replace(hour=6), tzinfo=NY)
+    if begin < earliest:
+        begin = datetime.combine(local.date() + timedelta(days=1), begin.timetz())
+    return begin.astimezone(UTC)
+
+
+@dataclass
+class DayResult:
+    """What the simulated day produced."""
+
+    begin: datetime
+    visits: list[Visit]
+    sites: dict
+    received: dict[str, list[tuple[int, str]]]  # phone → (day minute it arrived, text)
+    run_minutes: list[int]
+    reports: list[RunReport]
+    midday_ledger: dict[str, list[dict]]
+    log_lines: list[str]
+    seconds: float
+
+
+class Day:
+    """The world, the clock and the runs."""
+
+    def __init__(self, sandbox, accounts, begin: datetime):
+        self.sandbox, self.accounts, self.begin = sandbox, accounts, begin
+        self.oracle, self.acs = sandbox.standins["oracle"], sandbox.standins["acs"]
+        self.now = begin
+        self.sites: dict = {}
+        self.phones: dict[str, Visit] = {}
+        self.received: dict[str, list[tuple[int, str]]] = {}
+        self.reports: list[RunReport] = []
+        self._seen: dict[str, int] = {}
+        self._reports_seen = -1
+        self.midday_ledger: dict[str, list[dict]] = {}
+        self.lonely = lonely_minute(day_visits())
+
+    def at(self, minute: float) -> datetime:
+        return self.begin + timedelta(minutes=minute)
+
+    def minute(self) -> int:
+        return round((self.now - self.begin).total_seconds() / 60)
+
+    # the world ---------------------------------------------------------------------------------------------------
+
+    def open_sites(self) -> None:
+        organizations = {"emea": open_organization(self.accounts, "emea"),
+                         "americas": open_organization(self.accounts, "americas")}
+        no_consent = open_organization(self.accounts, "americas", consented=False)
+        for index, (name, site) in enumerate(SITES.items()):
+            organization = no_consent if name == "noconsent" else organizations[site["region"]]
+            tenant = f"5e7d0c1a-0000-4000-8000-{index:012d}"
+            if site["number"]:
+                self.acs.own_number(site["number"], verification="verified")
+            endpoint = {k: site[k] for k in ("time_zone", "quiet_hours", "reminder_offsets", "confirmations_on",
+                                              "default_language")}
+            self.sites[name] = open_site(self.oracle, self.accounts, self.sandbox.world.fhir_base(tenant), name,
+                                         organization, tenant, 7_100_000 + 100_000 * index,
+                                         sms_number=site["number"], **endpoint)
+
+    def book(self, visit: Visit, serial: int) -> None:
+        area = SITES[visit.site]["area"]
+        mobile = {"mobile": f"{area}55501{serial:02d}", "blocked": f"{area}55501{serial:02d}",
+                  "abroad": f"+4479111234{serial:02d}", "none": None}[visit.phone]
+        start = self.at(visit.start)
+        visit.booking = book(self.oracle, self.sites[visit.site], start, language=visit.language, mobile=mobile,
+                             home=None if mobile else f"{area}55502{serial:02d}", status=visit.status)
+        phone = to_e164(mobile) if mobile else None
+        if phone:
+            self.phones[phone] = visit
+            if visit.phone == "blocked":  # the patient opted out with the carrier; we have not heard of it
+                with self.acs.lock:
+                    self.acs.opted_out.add((SITES[visit.site]["number"], phone))
+
+    def events(self, visits: list[Visit]) -> list[tuple[int, str, Visit, int | None]]:
+        """World changes in time order: bookings, moves, cancellations, STOP replies."""
+        changes = []
+        for visit in visits:
+            changes += [(at, "move", visit, new) for at, new in visit.moves]
+            if visit.cancel_at is not None:
+                changes.append((visit.cancel_at, "cancel", visit, None))
+            if visit.stop_at is not None:
+                changes.append((visit.stop_at, "stop", visit, None))
+        return sorted(changes, key=lambda change: change[0])
+
+    def apply(self, kind: str, visit: Visit, new_start: int | None) -> None:
+        booking, tenant = visit.booking, self.sites[visit.site].tenant
+        if kind == "move":
+            self.oracle.reschedule(booking.appointment_id, self.at(new_start), self.at(new_start + 30), tenant=tenant)
+        elif kind == "cancel":
+            self.oracle.cancel(booking.appointment_id, tenant=tenant)
+        elif kind == "stop":
+            self.reply(to_e164(booking.mobile), SITES[visit.site]["number"], "STOP")
+
+    def reply(self, phone: str, number: str, text: str) -> None:
+        """The patient texts back; wait until the host's Event Grid function has handled it."""
+        received = "Microsoft.Communication.SMSReceived"
+        before = len(self.acs.wait_for_events(0, timeout=0, event_type=received))
+        response = httpx.post(f"{self.sandbox.world.acs_url}/_sandbox/reply",
+                              json={"from": phone, "to": number, "message": text}, timeout=10)
+        assert response.status_code == 202
+        assert len(self.acs.wait_for_events(before + 1, timeout=10, event_type=received)) > before
+
+    # faults ------------------------------------------------------------------------------------------------------
+
+    def inject(self, minute: int) -> None:
+        faults = {
+            1 * H: lambda: self.oracle.fail_next("/Appointment", 500, count=3),  # one endpoint misses this run
+            3 * H: lambda: self.oracle.delay_next("/Patient", 2.5),  # longer than the 2 s timeout: retried
+            5 * H: lambda: self.acs.fail_next(429),
+            7 * H: lambda: self.acs.fail_next(503, count=2),  # retried in the run, same repeatability id
+            self.lonely: lambda: self.acs.fail_next(500, count=3),  # outcome unknown: retried next run
+            12 * H + 30: lambda: self.oracle.fail_next("/Patient", 500, count=3),
+        }
+        if minute in faults:
+            faults[minute]()
+
+    # runs --------------------------------------------------------------------------------------------------------
+
+    def run(self, minute: int) -> None:
+        self.now = self.at(minute)
+        self.inject(minute)
+        if minute in OVERLAPPING_AT:
+            threads = [threading.Thread(target=self._run_once) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        else:
+            self._run_once()
+            if minute in RETRIED_AT:
+                self._run_once()
+        self.stamp(minute)
+        if minute == 6 * H:
+            self.midday_ledger = ledger_rows(self.accounts)
+
+    def _run_once(self) -> None:
+        self.reports.append(run_notifications(self.now, max_seconds=60))
+
+    def stamp(self, minute: int) -> None:
+        """Note the texts that reached our patients' phones in this run."""
+        with self.acs.lock:
+            accepted = len(self.acs.reports)
+        if accepted == self._reports_seen:
+            return
+        self._reports_seen = accepted
+        for phone in self.phones:
+            messages = self.acs.outbox(phone)
+            fresh = messages[self._seen.get(phone, 0):]
+            self._seen[phone] = len(messages)
+            self.received.setdefault(phone, []).extend((minute, m.message) for m in fresh)
+
+
+def lonely_minute(visits: list[Visit]) -> int:
+    """A daytime run that sends exactly one text, so three injected ACS 500s all hit that one text."""
+    due = Counter(minute for visit in visits for _kind, minute in visit.expected)
+    return next(minute for minute in range(8 * H, 20 * H, 5)
+                if due[minute] == 1 and not any(minute < m < minute + 10 for m in due))
+
+
+def ledger_rows(accounts) -> dict[str, list[dict]]:
+    return {region: [dict(e) for e in accounts.table("ledger", region).list_entities()]
+            for region in ("americas", "emea", "apac")}
+
+
+class LogLines(logging.Handler):
+    """Every log line of this process while the day runs (the privacy check reads them)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.name.startswith(("sandbox", "uvicorn")):  # the stand-ins are not our app
+            self.lines.append(f"{record.name} {record.getMessage()} {record.exc_text or ''}")
+
+
+@contextmanager
+def demo_sitting_out(accounts) -> Iterator[None]:
+    """The demo organization's SMS consents withdrawn for a while, then given back."""
+    repository = ConfigRepository(accounts)
+    consents = repository.sms_consents(config.ENTRA_TENANT_ID)
+    repository.save_sms_consents(config.ENTRA_TENANT_ID, SmsConsents())
+    try:
+        yield
+    finally:
+        repository.save_sms_consents(config.ENTRA_TENANT_ID, consents)
+
+
+@pytest.fixture(scope="module")
+def app_settings(sandbox):
+    """The job in this process reads the sandbox's settings (a 2 s timeout makes injected delays time out)."""
+    settings = AppSettings({**sandbox.settings_env, "HTTP_TIMEOUT_SECONDS": "2"})
+    yield
+    settings.undo()
+
+
+@pytest.fixture(scope="module")
+def day(sandbox, accounts, app_settings) -> DayResult:
+    """Run the whole simulated day once; the tests below read what it produced."""
+    oracle = sandbox.standins["oracle"]
+    simulation = Day(sandbox, accounts, first_of_day(utc_now()))
+    handler, root = LogLines(), logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    oracle.clock = lambda: simulation.now
+    started = time.monotonic()
+    try:
+        with demo_sitting_out(accounts):  # its appointments and ledger belong to real time, not this future
+            visits = simulate(simulation)
+    finally:
+        oracle.clock = utc_now
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+    seconds = time.monotonic() - started
+    return DayResult(simulation.begin, visits, simulation.sites, simulation.received,
+                     sorted(minute for minute in range(0, DAY_MINUTES + 1, 5) if minute not in SKIPPED),
+                     simulation.reports, simulation.midday_ledger, handler.lines, seconds)
+
+
+def simulate(simulation: Day) -> list[Visit]:
+    simulation.open_sites()
+    visits = day_visits()
+    for serial, visit in enumerate(visits):
+        if visit.booked_at is None:
+            simulation.book(visit, serial)
+    pending = sorted(((v.booked_at, "book", v, serial) for serial, v in enumerate(visits) if v.booked_at),
+                     key=lambda change: change[0])
+    changes = sorted([*pending, *simulation.events(visits)], key=lambda change: change[0])
+    for minute in range(0, DAY_MINUTES + 1, 5):
+        while changes and changes[0][0] <= minute:
+            at, kind, visit, value = changes.pop(0)
+            simulation.now = simulation.at(at)
+            simulation.book(visit, value) if kind == "book" else simulation.apply(kind, visit, value)
+        if minute not in SKIPPED:
+            simulation.run(minute)
+    return visits
+
+
+# what the patients' phones show ----------------------------------------------------------------------------------
+
+
+def allowed_minutes(due: int, runs: list[int]) -> list[int]:
+    """The run that first sees a text due (and the next one, for a run an injected fault spoiled)."""
+    later = [minute for minute in runs if minute >= due]
+    return later[:2]
+
+
+def kind_of(text: str, language: str) -> str | None:
+    return next((kind for kind, marker in TEXTS[language].items() if marker in text), None)
+
+
+def local_time(visit: Visit, begin: datetime, start: int) -> str:
+    moment = (begin + timedelta(minutes=start)).astimezone(ZONES[visit.site])
+    return moment.strftime("%I:%M %p").lstrip("0") if visit.expected_language == "en" else moment.strftime("%H:%M")
+
+
+def test_every_expected_text_arrives_exactly_once_in_the_right_language_and_window(day):
+    problems = []
+    for visit in day.visits:
+        if visit.booking.mobile is None or visit.phone != "mobile":
+            continue
+        got = day.received.get(to_e164(visit.booking.mobile), [])
+        kinds = [kind_of(text, visit.expected_language) for _, text in got]
+        if kinds != [kind for kind, _ in visit.expected]:
+            problems.append(f"{visit.label}: expected {[k for k, _ in visit.expected]}, got {kinds} "
+                            f"at {[m for m, _ in got]}")
+            continue
+        for (kind, due), (minute, text) in zip(visit.expected, got, strict=True):
+            start = visit.start_at(minute)
+            if minute not in allowed_minutes(due, day.run_minutes) or minute >= start:
+                problems.append(f"{visit.label}: {kind} due at {due} arrived at {minute} (start {start})")
+            if kind != "cancellation" and "/api/join/" not in text:
+                problems.append(f"{visit.label}: {kind} without the join link")
+            if local_time(visit, day.begin, start) not in text:
+                problems.append(f"{visit.label}: {kind} does not say {local_time(visit, day.begin, start)}: {text}")
+            if visit.booking.appointment_id in text:
+                problems.append(f"{visit.label}: the appointment id is in the text")
+    assert not problems, "\n".join(problems)
+    assert sum(len(v.expected) for v in day.visits) >= 90, "the day exercises a real volume of texts"
+
+
+def test_nothing_goes_out_without_consent_a_linked_number_a_usable_mobile_or_after_an_opt_out(day, acs):
+    def attempts(visit: Visit) -> int:
+        """Texts ACS accepted for the visit's phone, delivered or not."""
+        phone = to_e164(visit.booking.mobile) if visit.booking.mobile else None
+        with acs.lock:
+            return len([r for r in acs.reports.values() if phone and r["To"] == phone])
+
+    by_label = {visit.label: visit for visit in day.visits}
+    for visit in day.visits:
+        if visit.site in ("noconsent", "nonumber") or visit.phone == "abroad" or visit.status == "cancelled":
+            assert attempts(visit) == 0, visit.label
+    assert attempts(by_label["ny cancelled before it was confirmed"]) == 0, "never told, so nothing to take back"
+    assert attempts(by_label["ny blocked by the carrier"]) == 1, "after the carrier's 'blocked', no more tries"
+    assert attempts(by_label["ny replies STOP"]) == 1, "after STOP, no reminder"
+
+
+def test_runs_stayed_within_acs_limits_and_reported_what_they_did(day, acs):
+    assert acs.request_counts["throttled"] == 0, "pacing per number keeps ACS from ever answering 429 by itself"
+    totals = Counter()
+    for report in day.reports:
+        totals.update(report.counts)
+    assert totals["endpoint_errors"] >= 1 and totals["deferred"] >= 1 and totals["in_flight"] >= 1
+    assert totals["carried_over"] >= 1 and totals["retrying"] >= 1, "the injected 429 and 500s were met"
+    assert totals["sent"] == sum(len(v.expected) for v in day.visits) + 1, "every send counted (+1 blocked one)"
+    assert day.seconds < 75, f"the simulated day took {day.seconds:.0f} s"
+
+
+def test_ledger_rows_are_final_region_pinned_noted_and_purged(day, accounts):
+    end = day.begin + timedelta(minutes=DAY_MINUTES)
+    ny, la, chi = (day.sites[name].endpoint.id for name in ("ny", "la", "chi"))
+    midday = [r for r in day.midday_ledger["emea"] if r["PartitionKey"].startswith(ny)]
+    assert {r["detail"] for r in midday if r["status"] == "skipped"} >= {"no_mobile", "unreachable"}
+    assert {r["kind"] for r in midday} >= {"confirmation", "reschedule", "cancellation", "reminder"}
+    deadline = time.monotonic() + 10
+    while True:  # delivery reports come back through Event Grid and the host
+        rows = ledger_rows(accounts)
+        ours = [r for r in rows["emea"] if r["PartitionKey"].startswith((ny, la))]
+        if all(r["status"] not in ("sending", "sent") for r in ours) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert ours and set(Counter(r["status"] for r in ours)) <= {"delivered", "skipped", "opted_out", "lost"}
+    assert not [r for r in rows["americas"] + rows["apac"] if r["PartitionKey"].startswith((ny, la))]
+    assert [r for r in day.midday_ledger["americas"] if r["PartitionKey"].startswith(chi)], "chi's is americas"
+    assert not [r for r in day.midday_ledger["emea"] + day.midday_ledger["apac"] if r["PartitionKey"].startswith(chi)]
+    assert not [r for r in rows["emea"] + rows["americas"]
+                if r.get("appointment_end") and r["appointment_end"] < end - timedelta(hours=2)
+                and r["PartitionKey"].startswith((ny, la, chi))], "rows of visits that ended are purged"
+    optouts = [r for r in rows["emea"] if r["PartitionKey"] == optout_partition(SITES["ny"]["number"])]
+    assert sorted(r["status"] for r in optouts) == ["opted_out", "opted_out"], "STOP and the carrier's block"
+
+
+def test_the_usage_report_learns_which_visits_had_a_text(day, accounts):
+    endpoints = {name: day.sites[name].endpoint.id for name in ("ny", "la")}
+    usage = [dict(e) for e in accounts.table("usage", "emea").list_entities()
+             if e["PartitionKey"].startswith(tuple(endpoints.values()))]
+    texted = {visit_key(endpoints[v.site], v.booking.appointment_id) for v in day.visits
+              if v.site in endpoints and (v.expected or v.phone == "blocked")}
+    assert {r["RowKey"] for r in usage if r.get("sms_sent")} == texted
+
+
+def secrets_of(oracle) -> set[str]:
+    """Every name, phone number, birth date, patient id and appointment id the Oracle Health stand-in holds."""
+    values: set[str] = set()
+    for tenant in oracle.tenants:
+        for patient in oracle.all_resources("Patient", tenant):
+            values.update([patient["id"], patient.get("birthDate", "")])
+            for name in patient.get("name", []):
+                values.update([name.get("text", ""), name.get("family", ""), *name.get("given", [])])
+            for telecom in patient.get("telecom", []):
+                values.update([telecom["value"], to_e164(telecom["value"]) or ""])
+        values.update(a["id"] for a in oracle.all_resources("Appointment", tenant))
+    return {value for value in values if len(value) >= 4}
+
+
+def test_tables_and_logs_hold_no_patient_data(day, sandbox, accounts, oracle):
+    secrets = secrets_of(oracle)
+    assert len(secrets) > 200
+    for account in (None, "americas", "emea", "apac"):
+        service = accounts.service(account)
+        for table in service.list_tables():
+            for entity in service.get_table_client(table.name).list_entities():
+                assert entity.get("Kind") in SCHEMA.get(table.name, {}), f"{table.name}/{entity.get('Kind')}"
+                text = " ".join(str(value) for value in {**entity, "_keys": (entity["PartitionKey"],
+                                                                              entity["RowKey"])}.values())
+                assert not [s for s in secrets if s in text], f"a {table.name} row holds patient data"
+    logs = "\n".join(day.log_lines) + (sandbox.state_dir / "host.log").read_text()
+    assert "sms event SMSDeliveryReportReceived: delivered" in logs, "the host handled delivery reports"
+    assert not [s for s in secrets if s in logs], "a log line holds patient data"
+
+
+def test_the_timer_runs_through_the_host(day, sandbox, accounts, oracle, acs):
+    """The real path: the host's admin endpoint fires the timer function, which texts a booking made just now."""
+    site = day.sites["la"]
+    booking = book(oracle, site, utc_now() + timedelta(hours=3), language="es", mobile="4155550199")
+    row = (day_partition(site.endpoint.id, booking.start),
+           sealer().keyed_hash("sms", site.endpoint.id, booking.appointment_id, "confirmation"))
+    with demo_sitting_out(accounts):  # this run texts our booking only, and is over when it is recorded
+        response = httpx.post(f"{sandbox.world.host_url}/admin/functions/sms_notifications", json={}, timeout=10)
+        assert response.status_code == 202
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            recorded = LedgerRepository(accounts).get("emea", *row)
+            if recorded and recorded["status"] in ("sent", "delivered"):
+                break
+            time.sleep(0.1)
+    [message] = acs.outbox(to_e164(booking.mobile))
+    assert message.from_ == SITES["la"]["number"] and kind_of(message.message, "es") == "confirmation"

@@ -1,0 +1,167 @@
+"""What is due for one appointment, given its ledger rows: confirmations, notices, reminders, retries."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from shared.fhir import Appointment
+from shared.notifications.planning import LedgerRow, Plan, Policy, Slot, plan_appointment
+from shared.notifications.timing import QuietHours
+
+NOW = datetime(2026, 6, 10, 15, 0, tzinfo=UTC)  # 10:00 in Chicago
+POLICY = Policy(confirmations_on=True, offsets=(1440, 15), quiet=None, zone=ZoneInfo("America/Chicago"))
+
+
+def key(slot: Slot) -> str:
+    return "|".join(slot.key_parts)
+
+
+def appointment(start: datetime, status: str = "booked", version: str = "1") -> Appointment:
+    return Appointment(id="4822401", status=status, start=start, end=start + timedelta(minutes=30),
+                       patient_id="12724066", version=version)
+
+
+def row(slot: Slot, status: str = "sent", claimed: datetime = NOW, **fields) -> LedgerRow:
+    values = {"start_at": slot.start, "due_at": slot.due_at or claimed, "claimed_at": claimed, "first_sent": claimed,
+              "attempt_at": claimed, "appointment_end": slot.start + timedelta(minutes=30), "etag": "e"}
+    return LedgerRow(partition="p", row=key(slot), kind=slot.kind, status=status, **{**values, **fields})
+
+
+def plan(appt: Appointment, rows: list[LedgerRow], now: datetime = NOW, policy: Policy = POLICY) -> Plan:
+    return plan_appointment(appt, rows, policy, now, key)
+
+
+def kinds(result: Plan) -> list[str]:
+    return [send.slot.kind for send in result.sends]
+
+
+def test_a_new_booking_gets_its_confirmation_and_the_late_day_before_reminder_is_covered_by_it():
+    start = NOW + timedelta(hours=3)
+    first = plan(appointment(start), [])
+    assert kinds(first) == ["confirmation"] and first.sends[0].existing is None
+
+    confirmed = [row(Slot("confirmation", start))]
+    assert kinds(plan(appointment(start), confirmed)) == []  # the 24 h reminder is due, but the confirmation said it
+    fifteen = plan(appointment(start), confirmed, now=start - timedelta(minutes=15))
+    assert kinds(fifteen) == ["reminder"] and fifteen.sends[0].slot.offset == 15
+
+
+def test_a_booking_made_days_ahead_gets_each_reminder_at_its_time():
+    start = NOW + timedelta(days=2)
+    confirmed = [row(Slot("confirmation", start))]
+    assert kinds(plan(appointment(start), confirmed, now=start - timedelta(hours=24, minutes=1))) == []
+    day_before = plan(appointment(start), confirmed, now=start - timedelta(hours=24))
+    assert [(s.slot.kind, s.slot.offset) for s in day_before.sends] == [("reminder", 1440)]
+    reminded = [*confirmed, row(Slot("reminder", start, offset=1440), claimed=start - timedelta(hours=24))]
+    assert kinds(plan(appointment(start), reminded, now=start - timedelta(hours=2))) == []
+
+
+def test_nothing_is_ever_sent_once_the_appointment_started():
+    start = NOW - timedelta(minutes=1)
+    assert kinds(plan(appointment(start), [])) == []
+    assert kinds(plan(appointment(start, status="cancelled"), [row(Slot("confirmation", start))])) == []
+
+
+def test_reminders_only_when_confirmations_are_off():
+    off = replace(POLICY, confirmations_on=False)
+    start = NOW + timedelta(hours=3)
+    result = plan(appointment(start), [], policy=off)
+    assert [(s.slot.kind, s.slot.offset) for s in result.sends] == [("reminder", 1440)]  # late, still useful
+    moved = [row(Slot("reminder", start, offset=1440))]
+    later = start + timedelta(hours=2)
+    assert [(s.slot.kind, s.slot.offset) for s in plan(appointment(later, version="2"), moved, policy=off).sends] \
+        == [("reminder", 1440)], "no notice when confirmations are off, but the reminder follows the new time"
+    assert kinds(plan(appointment(start, status="cancelled"), moved, policy=off)) == []
+
+
+def test_a_move_after_the_confirmation_gets_one_notice_per_move():
+    first, second = NOW + timedelta(hours=3), NOW + timedelta(hours=5)
+    rows = [row(Slot("confirmation", first), claimed=NOW - timedelta(hours=1))]
+    notice = plan(appointment(second, version="2"), rows)
+    assert kinds(notice) == ["reschedule"] and notice.sends[0].slot.start == second
+    rows.append(row(notice.sends[0].slot, claimed=NOW))
+    assert kinds(plan(appointment(second, version="3"), rows)) == [], "a later version at the same time is no move"
+    back = plan(appointment(first, version="4"), rows, now=NOW + timedelta(minutes=5))
+    assert kinds(back) == ["reschedule"] and back.sends[0].slot.start == first, "moving back is news too"
+
+
+def test_a_move_after_a_confirmation_that_never_went_out_brings_no_notice():
+    start = NOW + timedelta(hours=4)
+    skipped = [row(Slot("confirmation", NOW + timedelta(hours=2)), status="skipped")]
+    assert kinds(plan(appointment(start, version="2"), skipped)) == ["reminder"], "the patient was never told"
+
+
+def test_a_cancellation_notice_once_and_only_when_the_patient_was_told():
+    start = NOW + timedelta(hours=3)
+    cancelled = appointment(start, status="cancelled")
+    assert kinds(plan(cancelled, [])) == [], "never told, so nothing to take back"
+    told = [row(Slot("confirmation", start))]
+    assert kinds(plan(cancelled, told)) == ["cancellation"]
+    done = [*told, row(Slot("cancellation", start))]
+    assert kinds(plan(cancelled, done, now=start - timedelta(minutes=15))) == [], "nothing after the notice"
+
+
+def test_quiet_hours_hold_a_confirmation_until_morning():
+    quiet = replace(POLICY, quiet=QuietHours.parse("21:00-08:00"))
+    night = datetime(2026, 6, 10, 4, 0, tzinfo=UTC)  # 23:00 CDT
+    result = plan(appointment(datetime(2026, 6, 10, 16, 0, tzinfo=UTC)), [], now=night, policy=quiet)
+    assert kinds(result) == [] and result.deferred == 1
+    early_visit = plan(appointment(datetime(2026, 6, 10, 5, 0, tzinfo=UTC)), [], now=night, policy=quiet)
+    assert kinds(early_visit) == ["confirmation"], "a visit inside the quiet hours is confirmed straight away"
+
+
+def test_a_claim_of_another_running_job_is_left_alone():
+    start = NOW + timedelta(hours=3)
+    sending = [row(Slot("confirmation", start), status="sending", attempt_at=NOW - timedelta(seconds=30))]
+    result = plan(appointment(start), sending)
+    assert kinds(result) == [] and result.in_flight == 1
+
+
+def test_a_crashed_claim_is_retried_with_the_same_id_inside_the_repeatability_window():
+    start = NOW + timedelta(hours=3)
+    crashed = row(Slot("confirmation", start), status="sending", claimed=NOW - timedelta(minutes=3))
+    result = plan(appointment(start), [crashed])
+    assert kinds(result) == ["confirmation"]
+    assert result.sends[0].existing == crashed and result.sends[0].new_generation is False
+
+
+def test_an_unknown_outcome_older_than_the_window_starts_a_new_generation():
+    start = NOW + timedelta(hours=3)
+    unsure = row(Slot("confirmation", start), status="unsure", claimed=NOW - timedelta(minutes=6))
+    assert plan(appointment(start), [unsure]).sends[0].new_generation is True
+    throttled = row(Slot("confirmation", start), status="retry", claimed=NOW - timedelta(seconds=10))
+    assert plan(appointment(start), [throttled]).sends[0].new_generation is True, "a 429 was never accepted"
+
+
+def test_a_message_that_keeps_failing_is_given_up():
+    start = NOW + timedelta(hours=3)
+    tired = row(Slot("confirmation", start), status="retry", generation=4)
+    result = plan(appointment(start), [tired])
+    assert kinds(result) == [] and [(status, why) for _, status, why in result.closes] == [("skipped", "gave_up")]
+
+
+def test_an_unsent_reminder_for_a_moved_appointment_is_closed_and_replaced():
+    old, new = NOW + timedelta(minutes=10), NOW + timedelta(hours=5)
+    confirmed = row(Slot("confirmation", old), claimed=NOW - timedelta(hours=2))
+    pending = row(Slot("reminder", old, offset=15), status="retry", claimed=NOW - timedelta(minutes=5))
+    result = plan(appointment(new, version="2"), [confirmed, pending])
+    assert [(status, why) for _, status, why in result.closes] == [("skipped", "no_longer_due")]
+    assert kinds(result) == ["reschedule"]
+
+
+def test_a_confirmation_with_unknown_outcome_counts_as_told_when_the_visit_is_cancelled():
+    start = NOW + timedelta(hours=3)
+    unsure = row(Slot("confirmation", start), status="unsure", claimed=NOW - timedelta(minutes=10))
+    result = plan(appointment(start, status="cancelled"), [unsure])
+    assert [(status, why) for _, status, why in result.closes] == [("lost", "no_longer_due")]
+    assert kinds(result) == ["cancellation"], "it may have reached the patient: tell them it is off"
+    never = row(Slot("confirmation", start), status="retry")
+    assert kinds(plan(appointment(start, status="cancelled"), [never])) == [], "a 429'd text never arrived"
+
+
+def test_rows_of_a_visit_moved_later_are_kept_until_its_new_end():
+    old, new = NOW + timedelta(hours=1), NOW + timedelta(days=1)
+    confirmed = row(Slot("confirmation", old))
+    assert plan(appointment(new, version="2"), [confirmed]).stale_ends == [confirmed]

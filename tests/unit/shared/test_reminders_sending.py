@@ -1,0 +1,300 @@
+"""Sending under the ledger protocol (claims, stable repeatability ids, crash recovery), pacing and carry-over."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+import shared.tokens
+from shared.errors import DependencyTimeout
+from shared.fhir import Appointment
+from shared.notifications.courier import Courier, Outbound, repeatability_id
+from shared.notifications.dispatch import Dispatcher, queues_by_sender
+from shared.notifications.planning import LedgerRow, Policy, Send, Slot, plan_appointment
+from shared.notifications.report import RunReport
+from shared.notifications.throttle import TokenBucket
+from shared.settings import get_settings
+from shared.sms.acs import SendOutcome, SmsThrottled
+from shared.sms.texts import pick_language
+from shared.storage.config import FhirEndpoint
+
+NOW = datetime(2026, 6, 10, 15, 0, tzinfo=UTC)
+ENDPOINT = FhirEndpoint(base_url="https://fhir.example/r4/t", environment="test", sms_number="+18335550101",
+                        departments=["1"], default_language="es")
+ENDPOINT_ZONE = Policy.for_endpoint(ENDPOINT).zone
+
+
+@pytest.fixture(autouse=True)
+def seal_keys(monkeypatch):
+    """Links are sealed with the app's keys: give this process some (and forget them afterwards)."""
+    monkeypatch.setenv("SEAL_KEYS", "k1:q6T1bQy3nX9vW2eR5tY8uI0oP4aS7dF1gH3jK6lZ9xc=")
+    monkeypatch.setenv("SEAL_ACTIVE_KEY_ID", "k1")
+    monkeypatch.setenv("HASH_KEY", "Zm9yLXRoZS1zYW5kYm94LW9ubHktaGFzaC1rZXktMzI=")
+    get_settings.cache_clear()
+    shared.tokens._sealer = None
+    yield
+    get_settings.cache_clear()
+    shared.tokens._sealer = None
+
+
+class FakeLedger:
+    """The ledger's create-if-absent and etag-conditional merge, in memory."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self._etags = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def create(self, region, partition, row, fields):
+        with self._lock:
+            if (partition, row) in self.rows:
+                return None
+            self.rows[(partition, row)] = {**fields, "_etag": str(next(self._etags))}
+            return self.rows[(partition, row)]["_etag"]
+
+    def merge(self, region, partition, row, fields, etag=None):
+        with self._lock:
+            current = self.rows.get((partition, row))
+            if current is None or (etag and current["_etag"] != etag):
+                return None
+            current.update(fields, _etag=str(next(self._etags)))
+            return current["_etag"]
+
+    def get(self, region, partition, row):
+        with self._lock:
+            current = self.rows.get((partition, row))
+            return dict(current) if current else None
+
+    def as_ledger_row(self, partition: str, row: str) -> LedgerRow:
+        """The row as the next run's planning reads it."""
+        entity = self.get("americas", partition, row)
+        parsed = LedgerRow.from_entity({**entity, "PartitionKey": partition, "RowKey": row})
+        return replace(parsed, etag=entity["_etag"])
+
+
+class FakeAcs:
+    """Records every send; answers from a script of outcomes (default: accepted)."""
+
+    def __init__(self, *script: Any) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.script = deque(script)
+
+    def __call__(self, sender, to, text, *, tag, repeatability_id, first_sent):
+        self.calls.append({"to": to, "text": text, "tag": tag, "id": repeatability_id, "first_sent": first_sent})
+        answer = self.script.popleft() if self.script else "ok"
+        if isinstance(answer, Exception):
+            raise answer
+        if callable(answer):
+            return answer()
+        if answer == "ok":
+            return SendOutcome(True, f"Outgoing_{len(self.calls)}", 202, "")
+        return answer
+
+
+def appointment(minutes_ahead: int, appointment_id: str = "4822401") -> Appointment:
+    start = NOW + timedelta(minutes=minutes_ahead)
+    return Appointment(id=appointment_id, status="booked", start=start, end=start + timedelta(minutes=30),
+                       patient_id="1", version="1")
+
+
+def outbound(appt: Appointment, send: Send | None = None, sender: str = ENDPOINT.sms_number,
+             to: str = "+13125550100") -> Outbound:
+    send = send or Send(Slot("confirmation", appt.start), f"row-{appt.id}")
+    endpoint = ENDPOINT.model_copy(update={"sms_number": sender})
+    partition = send.existing.partition if send.existing else "ep-20260610"
+    return Outbound("americas", endpoint, appt, send, partition, f"visit-{appt.id}", to, "es")
+
+
+def courier(ledger: FakeLedger, acs: FakeAcs, report: RunReport | None = None, at: datetime = NOW,
+            **kwargs: Any) -> Courier:
+    return Courier(ledger, report or RunReport(), lambda: at, send=acs, sleep=lambda _s: None, **kwargs)
+
+
+def test_a_message_is_claimed_sent_once_with_a_stable_id_and_recorded():
+    ledger, acs, report = FakeLedger(), FakeAcs(), RunReport()
+    message = outbound(appointment(180))
+    assert courier(ledger, acs, report).deliver(message) == "sent"
+    assert courier(ledger, acs, report).deliver(message) == "in_flight", "a second run cannot claim it again"
+    assert len(acs.calls) == 1
+    call = acs.calls[0]
+    assert call["id"] == repeatability_id(message.tag, 0) and call["first_sent"] == NOW
+    assert call["tag"] == "ep-20260610|row-4822401"
+    assert "/api/join/" in call["text"] and "4822401" not in call["text"] and call["text"].startswith("Su cita")
+    stored = ledger.get("americas", "ep-20260610", "row-4822401")
+    assert stored["status"] == "sent" and stored["message_id"] == "Outgoing_1" and stored["generation"] == 0
+    assert report.sent_by_kind == {"confirmation": 1}
+
+
+def test_two_runs_at_once_send_once():
+    ledger, acs = FakeLedger(), FakeAcs()
+    message = outbound(appointment(180))
+    results: list[str] = []
+    runs = [threading.Thread(target=lambda: results.append(courier(ledger, acs).deliver(message))) for _ in range(4)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    assert sorted(results) == ["in_flight"] * 3 + ["sent"] and len(acs.calls) == 1
+
+
+class Crash(BaseException):
+    """The worker process dying mid-send (after ACS accepted, before the ledger heard)."""
+
+
+def test_a_run_that_died_after_acs_accepted_is_retried_with_the_same_id_and_first_sent():
+    ledger = FakeLedger()
+    appt = appointment(180)
+
+    def accepted_then_crash():
+        raise Crash
+
+    with pytest.raises(Crash):
+        courier(ledger, FakeAcs(accepted_then_crash)).deliver(outbound(appt))
+    stale = ledger.as_ledger_row("ep-20260610", "row-4822401")
+    assert stale.status == "sending"
+
+    later = NOW + timedelta(minutes=3)  # past the 2-minute lease, inside ACS's 5-minute window
+    policy = Policy(True, (1440, 15), None, ENDPOINT_ZONE)
+    plan = plan_appointment(appt, [stale], policy, later, lambda slot: "row-4822401")
+    [retry] = plan.sends
+    assert retry.existing == stale and retry.new_generation is False
+    acs = FakeAcs()
+    assert courier(ledger, acs, at=later).deliver(outbound(appt, retry)) == "sent"
+    assert acs.calls[0]["id"] == repeatability_id("ep-20260610|row-4822401", 0)
+    assert acs.calls[0]["first_sent"] == NOW, "ACS sees the original first-sent, so it drops the duplicate"
+
+
+def test_after_the_window_a_new_generation_gets_a_new_id():
+    ledger, appt = FakeLedger(), appointment(180)
+    courier(ledger, FakeAcs(DependencyTimeout("slow"), DependencyTimeout("slow"), DependencyTimeout("slow"))) \
+        .deliver(outbound(appt))
+    unsure = ledger.as_ledger_row("ep-20260610", "row-4822401")
+    assert unsure.status == "unsure"
+    later = NOW + timedelta(minutes=6)
+    [again] = plan_appointment(appt, [unsure], Policy(True, (1440, 15), None, ENDPOINT_ZONE), later,
+                               lambda slot: "row-4822401").sends
+    acs = FakeAcs()
+    courier(ledger, acs, at=later).deliver(outbound(appt, again))
+    assert acs.calls[0]["id"] == repeatability_id("ep-20260610|row-4822401", 1) and acs.calls[0]["first_sent"] == later
+
+
+def test_a_transient_failure_is_retried_in_the_run_with_the_same_id_and_text():
+    ledger = FakeLedger()
+    acs = FakeAcs(SendOutcome(False, "", 503, "ServiceUnavailable"), "ok")
+    assert courier(ledger, acs).deliver(outbound(appointment(180))) == "sent"
+    first, second = acs.calls
+    assert (first["id"], first["text"], first["first_sent"]) == (second["id"], second["text"], second["first_sent"])
+
+
+def test_throttling_pauses_the_number_and_leaves_the_message_for_the_next_run():
+    ledger, report = FakeLedger(), RunReport()
+    bucket = TokenBucket(200)
+    assert courier(ledger, FakeAcs(SmsThrottled(30)), report).deliver(outbound(appointment(180)), bucket) == "retry"
+    assert ledger.get("americas", "ep-20260610", "row-4822401")["status"] == "retry"
+    assert bucket.try_acquire() > 25 and report.carried_over == 1
+
+
+def test_an_opted_out_recipient_is_recorded_and_not_retried():
+    recorded = []
+
+    class OptOuts:
+        def record(self, *args):
+            recorded.append(args)
+
+    ledger = FakeLedger()
+    acs = FakeAcs(SendOutcome(False, "", 400, "Sender blocked for given recipient (opted out)"))
+    assert courier(ledger, acs, optouts=OptOuts()).deliver(outbound(appointment(180))) == "opted_out"
+    row = ledger.as_ledger_row("ep-20260610", "row-4822401")
+    assert row.status == "opted_out" and not row.retryable(NOW + timedelta(hours=1))
+    assert recorded == [("americas", ENDPOINT.sms_number, "+13125550100", "opted_out", NOW)]
+
+
+def test_a_delivery_report_that_beats_the_send_record_keeps_its_status():
+    ledger = FakeLedger()
+
+    def accepted_and_reported():
+        ledger.merge("americas", "ep-20260610", "row-4822401", {"status": "delivered"})
+        return SendOutcome(True, "Outgoing_9", 202, "")
+
+    courier(ledger, FakeAcs(accepted_and_reported)).deliver(outbound(appointment(180)))
+    stored = ledger.get("americas", "ep-20260610", "row-4822401")
+    assert stored["status"] == "delivered" and stored["message_id"] == "Outgoing_9"
+
+
+def test_the_patients_language_wins_over_the_endpoint_default():
+    assert pick_language("pt-BR", "es") == "pt-BR"
+    assert pick_language("pt", "es") == "pt-BR"
+    assert pick_language("", "es") == "es"
+    assert pick_language("de", "es") == "es", "an unsupported preference falls back to the endpoint's language"
+    assert pick_language("", "") == "en"
+
+
+# pacing -----------------------------------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.mark.parametrize("per_minute", [1, 7, 30, 200, 1000])
+def test_a_greedy_sender_never_exceeds_the_limit_in_any_minute(per_minute):
+    clock = FakeClock()
+    bucket = TokenBucket(per_minute, monotonic=clock.monotonic, sleep=clock.sleep)
+    sent: list[float] = []
+    while clock.now < 300:
+        assert bucket.acquire(deadline=10_000)
+        sent.append(clock.now)
+    for index, moment in enumerate(sent):
+        in_window = sum(1 for other in sent[index:] if other < moment + 60)
+        assert in_window <= per_minute
+    assert len(sent) >= per_minute * 4, "and it uses most of what the limit allows"
+
+
+def test_the_bucket_gives_up_at_the_deadline_and_honours_a_pause():
+    clock = FakeClock()
+    bucket = TokenBucket(200, monotonic=clock.monotonic, sleep=clock.sleep)
+    assert all(bucket.acquire(deadline=0) for _ in range(bucket.capacity))
+    assert bucket.acquire(deadline=0) is False
+    bucket.pause(10)
+    assert bucket.try_acquire() >= 10
+
+
+def test_what_does_not_fit_carries_over_earliest_appointment_first():
+    delivered: list[tuple[str, datetime]] = []
+
+    class Recorder:
+        def deliver(self, message, bucket):
+            delivered.append((message.sender, message.appointment.start))
+
+    messages = [outbound(appointment(m, str(m)), sender=s) for m in (300, 60, 240, 120, 30, 180, 90)
+                for s in ("+18335550101", "+18335550102")]
+    report = RunReport()
+    buckets = {}
+    dispatcher = Dispatcher(Recorder(), report, per_minute=30, deadline=time.monotonic() + 0.3, workers=4,
+                            buckets=lambda sender, rate: buckets.setdefault(sender, TokenBucket(rate)))
+    dispatcher.run(messages)
+    for sender in ("+18335550101", "+18335550102"):
+        starts = [start for who, start in delivered if who == sender]
+        assert starts == sorted(starts)[:3] == [NOW + timedelta(minutes=m) for m in (30, 60, 90)]
+    assert report.carried_over == 2 * 4
+
+
+def test_queues_are_per_sending_number_in_start_order():
+    messages = [outbound(appointment(m, str(m)), sender=s) for m, s in ((90, "a"), (30, "b"), (60, "a"))]
+    queues = queues_by_sender(messages)
+    assert {s: [o.appointment.id for o in q] for s, q in queues.items()} == {"a": ["60", "90"], "b": ["30"]}
+

@@ -1,0 +1,292 @@
+"""Usage report computations: who counts as staff, visit start/end, lobby wait, no-shows, totals, CSV and page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.errors import InvalidInput, NotFound, NotSignedIn
+from shared.microsoft.graph import AccessPolicyMissing
+from shared.portal import auth
+from shared.reports import attendance as att
+from shared.reports import usage
+from shared.storage.config import FhirEndpoint
+
+TENANT = "9b5f1a1e-0000-4000-8000-000000000001"
+T0 = datetime(2025, 3, 4, 15, 0, tzinfo=UTC)
+FIXTURES = Path("/work/shared/fixtures")
+
+
+def at(minutes: float) -> str:
+    return (T0 + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")  # Graph's 7 fractional digits
+
+
+def staff(*spans: tuple[float, float | None], role: str = "Presenter") -> dict:
+    return {"role": role, "emailAddress": "dr.grey@contoso-health.example",
+            "identity": {"id": "oid", "displayName": "Dr. Grey", "tenantId": TENANT},
+            "attendanceIntervals": [interval(a, b) for a, b in spans]}
+
+
+def patient(*spans: tuple[float, float | None]) -> dict:
+    return {"role": "Attendee", "emailAddress": None,
+            "identity": {"id": "guest-1", "displayName": "Typed name", "tenantId": None},
+            "attendanceIntervals": [interval(a, b) for a, b in spans]}
+
+
+def interval(join: float, leave: float | None) -> dict:
+    return {"joinDateTime": at(join), "leaveDateTime": at(leave) if leave is not None else None}
+
+
+def report(*records: dict, end: float = 60) -> dict:
+    return {"id": "r", "meetingStartDateTime": at(0), "meetingEndDateTime": at(end), "attendanceRecords": list(records)}
+
+
+def visit(**fields) -> dict:
+    return {"RowKey": "k", "scheduled_start": T0, "scheduled_end": T0 + timedelta(minutes=30), **fields}
+
+
+# --- who is staff --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("record,expected", [
+    (staff((0, 1)), True),
+    (staff((0, 1), role="Attendee"), True),  # a colleague without a presenter role is still staff
+    (patient((0, 1)), False),
+    ({"role": "Presenter", "emailAddress": "x@contoso.com", "identity": {"tenantId": None}}, True),
+    ({"role": "Attendee", "emailAddress": "guest@fabrikam.example", "identity": {"tenantId": "other-tenant"}}, False),
+    ({"role": "Attendee", "emailAddress": "", "identity": {}}, False),
+])
+def test_staff_are_members_of_the_organization_and_the_patient_is_an_anonymous_guest(record, expected):
+    assert att.is_staff(record, TENANT) is expected
+
+
+def test_the_published_sample_report_with_only_a_presenter_is_no_completed_visit():
+    sample = json.loads((FIXTURES / "graph-meetingattendancereport-get-response.json").read_text())
+    seen = att.attendance([sample], TENANT)
+    assert not seen.completed and seen.patient_joined is None
+
+
+# --- start, end, lobby wait ----------------------------------------------------------------------------------------
+
+
+def test_visit_starts_when_staff_and_patient_are_first_together_and_ends_at_the_last_leave():
+    seen = att.attendance([report(staff((0, 20)), patient((4, 18)))], TENANT)
+    assert seen.completed
+    assert seen.meeting_start == T0 + timedelta(minutes=4)
+    assert seen.meeting_end == T0 + timedelta(minutes=20)
+    assert seen.patient_joined == T0 + timedelta(minutes=4)
+
+
+def test_staff_alone_before_the_patient_and_the_patient_alone_after_do_not_count():
+    # The provider is in 0-5, steps out, is back 10-30; the patient is in from 6 to 35.
+    seen = att.attendance([report(staff((0, 5), (10, 30)), patient((6, 35)))], TENANT)
+    assert seen.meeting_start == T0 + timedelta(minutes=10)
+    assert seen.meeting_end == T0 + timedelta(minutes=35)
+
+
+def test_sessions_of_the_same_meeting_are_read_together():
+    first = report(staff((0, 5)), end=5)  # the provider waited alone; the meeting ended
+    second = report(staff((20, 40)), patient((22, 39)), end=40)
+    seen = att.attendance([first, second], TENANT)
+    assert seen.meeting_start == T0 + timedelta(minutes=22)
+    assert seen.meeting_end == T0 + timedelta(minutes=40)
+
+
+def test_an_interval_without_a_leave_time_ends_with_its_report():
+    seen = att.attendance([report(staff((0, None)), patient((3, None)), end=25)], TENANT)
+    assert seen.meeting_end == T0 + timedelta(minutes=25)
+
+
+def test_touching_intervals_are_not_together():
+    assert not att.attendance([report(staff((0, 5)), patient((5, 9)))], TENANT).completed
+
+
+def test_completed_visit_records_times_duration_and_lobby_wait_from_link_opened_to_admitted():
+    row = visit(patient_opened_at=T0 + timedelta(minutes=1))
+    fields = att.outcome(row, [report(staff((0, 20)), patient((4, 18)))], TENANT, T0 + timedelta(hours=1))
+    assert fields == {"status": "completed", "meeting_start": T0 + timedelta(minutes=4),
+                      "meeting_end": T0 + timedelta(minutes=20), "duration_seconds": 16 * 60,
+                      "lobby_wait_seconds": 3 * 60}
+
+
+def test_no_lobby_wait_without_the_link_opened_or_when_it_was_opened_after_joining():
+    reports = [report(staff((0, 20)), patient((4, 18)))]
+    assert "lobby_wait_seconds" not in att.outcome(visit(), reports, TENANT, T0 + timedelta(hours=1))
+    late = visit(patient_opened_at=T0 + timedelta(minutes=10))  # e.g. a second device; not a wait
+    assert "lobby_wait_seconds" not in att.outcome(late, reports, TENANT, T0 + timedelta(hours=1))
+
+
+@pytest.mark.parametrize("reports", [[], [report(staff((0, 20)))], [report(patient((0, 20)))]])
+def test_without_both_sides_a_visit_waits_then_becomes_a_no_show_three_hours_after_its_end(reports):
+    end = T0 + timedelta(minutes=30)
+    assert att.outcome(visit(), reports, TENANT, end + timedelta(hours=2, minutes=59)) == {}
+    assert att.outcome(visit(), reports, TENANT, end + timedelta(hours=3)) == {"status": "no_show"}
+
+
+@pytest.mark.parametrize("row,minutes_after_start,due", [
+    (visit(), 44, False),  # a 30-minute visit
+    (visit(), 45, True),
+    (visit(status="completed"), 90, False),
+    (visit(status="no_show"), 90, False),
+    ({"RowKey": "k", "scheduled_start": T0}, 74, False),  # no end known: an hour is assumed
+    ({"RowKey": "k", "scheduled_start": T0}, 75, True),
+])
+def test_a_visit_is_due_15_minutes_after_its_scheduled_end_until_it_is_final(row, minutes_after_start, due):
+    assert att.is_due(row, T0 + timedelta(minutes=minutes_after_start)) is due
+
+
+spans = st.tuples(st.integers(0, 120), st.integers(1, 60)).map(lambda s: (T0 + timedelta(minutes=s[0]),
+                                                                           T0 + timedelta(minutes=s[0] + s[1])))
+
+
+@given(st.lists(spans, max_size=4), st.lists(spans, max_size=4))
+def test_first_together_is_the_earliest_moment_inside_a_staff_and_a_patient_interval(staff_spans, guest_spans):
+    def inside(moment, intervals):
+        return any(start <= moment < end for start, end in intervals)
+
+    found = att.first_together(staff_spans, guest_spans)
+    candidates = [s for s, _e in staff_spans + guest_spans if inside(s, staff_spans) and inside(s, guest_spans)]
+    assert found == min(candidates, default=None)
+
+
+# --- reconcile one endpoint ----------------------------------------------------------------------------------------
+
+
+class FakeUsage:
+    def __init__(self, rows: list[dict]):
+        self.rows, self.recorded = rows, []
+
+    def between(self, region, endpoint_ids, start, end):
+        return [r for r in self.rows if start <= r["scheduled_start"] < end]
+
+    def record(self, region, endpoint_id, visit_key, scheduled_start, fields, keep_first=()):
+        self.recorded.append((visit_key, fields))
+
+
+class FakeGraph:
+    answers: dict = {}
+
+    def __init__(self, tenant_id):
+        self.tenant_id = tenant_id
+
+    def attendance_reports(self, organizer, meeting_id):
+        answer = self.answers[meeting_id]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+ENDPOINT = FhirEndpoint(base_url="https://fhir.example/r4/t", environment="test", organizer="va@contoso.example")
+
+
+def test_reconcile_settles_due_visits_and_leaves_the_rest(monkeypatch):
+    monkeypatch.setattr(att, "GraphClient", FakeGraph)
+    FakeGraph.answers = {"m-done": [report(staff((0, 20)), patient((4, 18)))], "m-gone": NotFound("gone"),
+                         "m-later": []}
+    now = T0 + timedelta(hours=1)
+    rows = [visit(RowKey="done", meeting_id="m-done"), visit(RowKey="gone", meeting_id="m-gone"),
+            visit(RowKey="later", meeting_id="m-later"), visit(RowKey="final", status="completed"),
+            visit(RowKey="old", scheduled_start=now - timedelta(days=4))]
+    fake = FakeUsage(rows)
+    summary = att.ReconcileSummary()
+    att.reconcile_endpoint(fake, TENANT, ENDPOINT, "americas", now, summary)
+    assert [key for key, _fields in fake.recorded] == ["done"]
+    assert (summary.checked, summary.completed, summary.pending) == (3, 1, 2)
+
+
+def test_a_missing_access_policy_stops_the_endpoint_for_this_run(monkeypatch):
+    monkeypatch.setattr(att, "GraphClient", FakeGraph)
+    FakeGraph.answers = {"m": AccessPolicyMissing("no policy")}
+    with pytest.raises(AccessPolicyMissing):
+        att.reconcile_endpoint(FakeUsage([visit(meeting_id="m")]), TENANT, ENDPOINT, "americas",
+                               T0 + timedelta(hours=1), att.ReconcileSummary())
+
+
+# --- the report ----------------------------------------------------------------------------------------------------
+
+
+def row(status: str | None = None, wait: int | None = None, duration: int | None = None, sms: bool = False,
+        minutes: int = 0) -> usage.VisitRow:
+    return usage.visit_row({"scheduled_start": T0 + timedelta(minutes=minutes), "status": status,
+                            "lobby_wait_seconds": wait, "duration_seconds": duration, "sms_sent": sms,
+                            "department": "32216049"}, ENDPOINT.model_copy(update={"display_name": "=Contoso"}))
+
+
+@pytest.mark.parametrize("value,days", [(None, 30), ("", 30), ("7", 7), ("30", 30), ("90", 90)])
+def test_the_report_covers_7_30_or_90_days(value, days):
+    assert usage.parse_days(value) == days
+
+
+@pytest.mark.parametrize("value", ["14", "0", "-7", "7.0", "abc", "365", " 7"])
+def test_other_ranges_are_a_clear_400(value):
+    with pytest.raises(InvalidInput) as raised:
+        usage.parse_days(value)
+    assert raised.value.status == 400 and "7, 30 or 90" in raised.value.message
+
+
+def test_rows_show_local_time_and_unsettled_visits_as_pending():
+    shown = row(status=None)
+    assert shown.status == "pending" and shown.time_zone == "America/Chicago"
+    assert shown.scheduled_start.strftime("%H:%M") == "09:00"  # 15:00 UTC is 09:00 in Chicago in March (CST)
+
+
+def test_totals_median_and_average_lobby_wait_average_duration_and_sms_share():
+    visits = [row("completed", 60, 600, True), row("completed", 120, 1200), row("completed", 600, None, True),
+              row("no_show", sms=True), row(None)]
+    totals = usage.totals(visits)
+    assert (totals.visits, totals.completed, totals.no_show, totals.pending) == (5, 3, 1, 1)
+    assert totals.median_lobby_wait_seconds == 120 and totals.average_lobby_wait_seconds == 260
+    assert totals.average_duration_seconds == 900
+    assert totals.sms_sent_percent == 60
+
+
+def test_totals_of_no_visits_are_unknown_not_zero():
+    totals = usage.totals([])
+    assert totals.visits == 0 and totals.median_lobby_wait_seconds is None and totals.sms_sent_percent is None
+
+
+@pytest.mark.parametrize("seconds,clock,spoken", [
+    (None, "", "—"), (0, "0:00:00", "0 s"), (245, "0:04:05", "4 min 5 s"), (900, "0:15:00", "15 min"),
+    (3725, "1:02:05", "1 h 2 min"),
+])
+def test_durations_for_spreadsheets_and_for_people(seconds, clock, spoken):
+    assert usage.clock(seconds) == clock and usage.spoken(seconds) == spoken
+
+
+def sample_report() -> usage.Report:
+    visits = [row("completed", 245, 900, True, minutes=60), row("no_show", minutes=0)]
+    return usage.Report(days=7, start=T0 - timedelta(days=7), end=T0 + timedelta(hours=2),
+                        totals=usage.totals(visits), visits=visits)
+
+
+def test_csv_has_one_header_and_a_row_per_visit_safe_for_spreadsheets():
+    text = usage.as_csv(sample_report())
+    assert text.startswith("\ufeff")
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    assert rows[0] == list(usage.CSV_COLUMNS)
+    assert rows[1] == ["2025-03-04 10:00", "America/Chicago", "test", "'=Contoso", "32216049", "0:04:05", "0:15:00",
+                       "Completed", "Yes"]
+    assert rows[2][5:] == ["", "", "No show", "No"]
+    assert usage.csv_filename(sample_report()) == "virtual-visits-usage-7-days-2025-03-04.csv"
+
+
+def test_page_is_an_accessible_table_with_the_ranges_and_the_portal():
+    caller = auth.Caller(TENANT, "oid", "Alex Wilber", "Reports Reader", "csrf")
+    page = usage.as_html(sample_report(), caller)
+    assert "<caption" in page and page.count('scope="col"') == 7 and page.count('scope="row"') == 2
+    assert 'href="/api/portal/reports/usage?days=7" aria-current="page"' in page
+    assert 'href="/api/portal/reports/usage?days=90"' in page and 'href="/api/portal"' in page
+    assert "format=csv" in page and "4 min 5 s" in page and "No show" in page
+    assert "&#39;=Contoso" not in page and "=Contoso" in page  # the CSV guard is for CSV only
+
+
+def test_the_view_needs_a_portal_session():
+    with pytest.raises(NotSignedIn):
+        usage.usage_report_view(auth.Credentials(None), "7", "json")
