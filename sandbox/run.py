@@ -56,7 +56,7 @@ class Sandbox:
             "PowerChart (start a provider launch here)": f"{world.oracle_url}/powerchart",
             "Admin portal": f"{world.host_url}/api/portal",
             "Patient phone (SMS outbox)": f"{world.acs_url}/outbox",
-            "Usage report": f"{world.host_url}/api/reports/usage",
+            "Usage report (sign in as an administrator)": f"{world.host_url}/api/portal/reports/usage",
             "Health": f"{world.host_url}/api/health",
         }
 
