@@ -239,3 +239,17 @@ def test_no_open_redirect_through_the_launch(sandbox, oracle):
     assert response.status_code == 403 and "location" not in response.headers
     start = httpx.get(launch_url(sandbox, oracle.create_launch(todays_appointments(oracle)[0])), follow_redirects=False)
     assert start.headers["location"].startswith(f"{sandbox.world.oracle_url}/tenants/")
+
+
+def test_no_appointment_today_with_this_provider_gets_its_own_page(sandbox, oracle, browser, signed_in_provider):
+    theirs = todays_appointments(oracle, "4122622")[0]
+    resource = oracle.resource("Appointment", theirs, config.CERNER_TEST_TENANT)
+    patient = next(p["actor"]["reference"].split("/")[-1] for p in resource["participant"]
+                   if "Patient/" in p["actor"]["reference"])
+    mine = [a for a in todays_appointments(oracle, PRACTITIONER)
+            if f"Patient/{patient}" in str(oracle.resource("Appointment", a, config.CERNER_TEST_TENANT))]
+    if mine:
+        pytest.skip("this patient also sees the launching provider today")
+    launch = oracle.create_launch(None, patient_id=patient, practitioner_id=PRACTITIONER)
+    response = browser.get(launch_url(sandbox, launch))
+    assert_friendly(response, 404, "no virtual appointment today for this patient with you")
