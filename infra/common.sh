@@ -1,5 +1,5 @@
 # Shared by deploy.sh and tenant-setup.sh (sourced, not run): names both scripts must agree on, and small helpers.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the constants are read by the scripts that source this file
 
 # The Graph service principal's appId is the same in every tenant.
 readonly GRAPH_APP_ID=00000003-0000-0000-c000-000000000000
