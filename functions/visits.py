@@ -13,7 +13,8 @@ bp = func.Blueprint()
 @friendly_errors
 def visit_page(req: func.HttpRequest) -> func.HttpResponse:
     """The appointment, its Teams meeting, and the patient's status."""
-    return html_response(provider_page(req.route_params["visit"], request_cookie(req, SESSION_COOKIE.name)))
+    page = provider_page(req.route_params["visit"], request_cookie(req, SESSION_COOKIE.name))
+    return html_response(page.html, headers={"Content-Security-Policy": page.content_security_policy})
 
 
 @bp.route(route="visits/{visit}/send-link", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)

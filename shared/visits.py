@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,7 +49,15 @@ def open_visit(visit_ref: str, session_cookie: str | None) -> tuple[dict[str, An
     return visit, session
 
 
-def provider_page(visit_ref: str, session_cookie: str | None) -> str:
+@dataclass(frozen=True)
+class Page:
+    """A rendered page and the Content-Security-Policy that lets only its own script run."""
+
+    html: str
+    content_security_policy: str
+
+
+def provider_page(visit_ref: str, session_cookie: str | None) -> Page:
     """Render the visit page: time, type, patient display name (never stored), join links, status area."""
     context = visit_context(visit_ref, session_cookie)
     visit, endpoint = context.visit, context.endpoint
@@ -64,8 +73,10 @@ def provider_page(visit_ref: str, session_cookie: str | None) -> str:
         keep_first=("provider_joined_at",),
     )
     zone = ZoneInfo(endpoint.time_zone)
-    return render(
+    nonce = secrets.token_urlsafe(16)
+    html = render(
         "provider.html",
+        nonce=nonce,
         appointment=appointment,
         local_start=appointment.start.astimezone(zone) if appointment.start else None,
         local_end=appointment.end.astimezone(zone) if appointment.end else None,
@@ -76,6 +87,9 @@ def provider_page(visit_ref: str, session_cookie: str | None) -> str:
         environment=endpoint.environment,
         lobby_alert_minutes=get_settings().lobby_alert_minutes,
     )
+    policy = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; connect-src 'self'; "
+              "img-src 'self'; base-uri 'none'; form-action 'self'")
+    return Page(html, policy)
 
 
 @dataclass

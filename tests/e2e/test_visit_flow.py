@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from playwright.sync_api import expect
+
 from tests.integration.launching import new_appointment
 
 
@@ -24,7 +26,7 @@ def test_provider_sends_link_and_sees_the_patient_arrive(sandbox, oracle, acs, e
     provider.screenshot(path=screenshots / "3-visit-page.png")
 
     provider.click("#send-link-button")
-    provider.wait_for_function("document.getElementById('send-result').textContent.includes('Sent to')")
+    expect(provider.locator("#send-result")).to_contain_text("Sent to")
     assert f"•••• {mobile[-4:]}" in provider.text_content("#send-result")
     messages = acs.outbox(mobile)
     assert len(messages) == before + 1
@@ -37,7 +39,6 @@ def test_provider_sends_link_and_sees_the_patient_arrive(sandbox, oracle, acs, e
     patient.get_by_text("Someone in the meeting should let you in soon").wait_for()
     patient.screenshot(path=screenshots / "4-patient-lobby.png")
 
-    provider.wait_for_function(
-        "document.getElementById('patient-status').textContent.includes('Patient opened the link')", timeout=10000)
+    expect(provider.locator("#patient-status")).to_contain_text("Patient opened the link", timeout=10000)
     provider.screenshot(path=screenshots / "5-provider-sees-patient.png")
     assert patient_name not in link and appointment not in link

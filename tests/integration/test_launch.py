@@ -50,6 +50,7 @@ def test_meeting_is_neutral_with_lobby_and_provider_as_co_organizer(sandbox, ora
     appointment = todays_appointments(oracle)[2]
     page = browser.get(launch_url(sandbox, oracle.create_launch(appointment)))
     assert page.status_code == 200
+    assert "script-src 'nonce-" in page.headers["content-security-policy"], "only the page's own script may run"
     meeting_id = re.search(r'id="join-teams" href="[^"]*/meet/([^"?&]+)', page.text).group(1)
     meeting = graph.meeting(meeting_id).to_graph(sandbox.world.graph_url)
     assert meeting["subject"] == "Virtual appointment"
