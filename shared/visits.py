@@ -123,45 +123,73 @@ def send_link(visit_ref: str, session_cookie: str | None, now: datetime | None =
     """Text the patient their join link once (repeated clicks within a minute send once)."""
     now = now or datetime.now(UTC)
     context = visit_context(visit_ref, session_cookie)
-    visit, session, accounts, config = context.visit, context.session, context.accounts, context.config
-    endpoint, region = context.endpoint, context.region
-    if not config.sms_consents(visit["tenant"]).complete:
-        raise Conflict("Text messages are not switched on for your organization.",
-                       next_step="Read the link to the patient, or ask your administrator to enable SMS.")
-    if not endpoint.sms_number:
-        raise Conflict("No sending phone number is linked to this Cerner environment.",
-                       next_step="Ask your administrator to link a number in the portal.")
-    fhir = FhirClient(endpoint.base_url, session["token"])
-    appointment = fhir.appointment(visit["appointment"])
+    _require_sms(context)
+    fhir = FhirClient(context.endpoint.base_url, context.session["token"])
+    appointment = fhir.appointment(context.visit["appointment"])
     if appointment.cancelled:
         raise Gone("This appointment was cancelled in Cerner.", next_step="Nothing was sent to the patient.")
     patient = fhir.patient(appointment.patient_id)
-    mobile = to_e164(patient.mobile) if patient.mobile else None
+    mobile = _textable_mobile(context, patient.mobile)
+    ledger = LedgerRepository(context.accounts)
+    start = appointment.start or now
+    partition = day_partition(context.endpoint.id, start)
+    row = sealer().keyed_hash("link", context.endpoint.id, appointment.id)
+    etag = _claim_link(ledger, context.region, partition, row, now, appointment.end or start)
+    if etag is None:  # sent (or being sent) by a click within the last minute
+        return {"status": "sent", "sent_to": masked(mobile), "repeated": True}
+    language = pick_language(patient.language, context.endpoint.default_language)
+    text = render_sms("link", language, start.astimezone(ZoneInfo(context.endpoint.time_zone)),
+                      link_for(context.endpoint, appointment))
+    _send_claimed(ledger, context, partition, row, etag, mobile, text, now)
+    UsageRepository(context.accounts).record(context.region, context.endpoint.id,
+                                             visit_key(context.endpoint.id, appointment.id), start, {"sms_sent": True})
+    return {"status": "sent", "sent_to": masked(mobile), "repeated": False}
+
+
+def _require_sms(context: VisitContext) -> None:
+    if not context.config.sms_consents(context.visit["tenant"]).complete:
+        raise Conflict("Text messages are not switched on for your organization.",
+                       next_step="Read the link to the patient, or ask your administrator to enable SMS.")
+    if not context.endpoint.sms_number:
+        raise Conflict("No sending phone number is linked to this Cerner environment.",
+                       next_step="Ask your administrator to link a number in the portal.")
+
+
+def _textable_mobile(context: VisitContext, raw: str) -> str:
+    """The patient's mobile in E.164, if this sending number may text it."""
+    mobile = to_e164(raw) if raw else None
     if mobile is None:
         raise InvalidInput("There is no mobile number on file for this patient.", status=422,
                            next_step="Add a mobile number in PowerChart, or give the patient the link another way.")
     if not reachable_from_toll_free(mobile):
         raise InvalidInput("This patient's mobile number is in a country this sending number cannot text.",
                            status=422, next_step="Give the patient the link another way.")
-    ledger = LedgerRepository(accounts)
-    if phone_key(mobile) in OptOutStore(ledger).opted_out(region, endpoint.sms_number):
+    opted_out = OptOutStore(LedgerRepository(context.accounts)).opted_out(context.region, context.endpoint.sms_number)
+    if phone_key(mobile) in opted_out:
         raise Conflict("The patient has opted out of texts from this number (they replied STOP).",
                        next_step="Give the patient the link another way; they can reply START to receive texts again.")
-    start = appointment.start or now
-    partition, row = day_partition(endpoint.id, start), sealer().keyed_hash("link", endpoint.id, appointment.id)
+    return mobile
+
+
+def _claim_link(ledger: LedgerRepository, region: Region, partition: str, row: str, now: datetime,
+                appointment_end: datetime) -> str | None:
+    """The etag of our claim on sending the link, or None when a recent click holds it."""
     previous = ledger.get(region, partition, row)
     recent = previous and previous.get("sent_at") and now - previous["sent_at"] < RESEND_AFTER
     if recent and previous.get("status") in SENT_OR_SENDING:
-        return {"status": previous.get("status"), "sent_to": masked(mobile), "repeated": True}
-    fields = {"kind": "link", "status": "sending", "sent_at": now, "appointment_end": appointment.end or start}
-    etag = ledger.merge(region, partition, row, fields, etag=previous.metadata["etag"]) if previous \
-        else ledger.create(region, partition, row, fields)
-    if etag is None:  # another click got there first
-        return {"status": "sending", "sent_to": masked(mobile), "repeated": True}
-    language = pick_language(patient.language, endpoint.default_language)
-    text = render_sms("link", language, start.astimezone(ZoneInfo(endpoint.time_zone)), link_for(endpoint, appointment))
+        return None
+    fields = {"kind": "link", "status": "sending", "sent_at": now, "appointment_end": appointment_end}
+    if previous:
+        return ledger.merge(region, partition, row, fields, etag=previous.metadata["etag"])
+    return ledger.create(region, partition, row, fields)
+
+
+def _send_claimed(ledger: LedgerRepository, context: VisitContext, partition: str, row: str, etag: str,
+                  mobile: str, text: str, now: datetime) -> None:
+    """Send the claimed link SMS and record the outcome on the claim."""
+    region = context.region
     try:
-        outcome = send_sms(endpoint.sms_number, mobile, text, tag=message_tag(partition, row),
+        outcome = send_sms(context.endpoint.sms_number, mobile, text, tag=message_tag(partition, row),
                            repeatability_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{row}|{now.isoformat()}")),
                            first_sent=now)
     except ConnectorError as failure:  # throttled or ACS down: a later click may try again at once
@@ -175,9 +203,6 @@ def send_link(visit_ref: str, session_cookie: str | None, now: datetime | None =
     if not outcome.successful:
         raise InvalidInput("The text message could not be sent to the mobile number on file.", status=422,
                            next_step="Check the patient's mobile number in PowerChart, or give the link another way.")
-    UsageRepository(accounts).record(region, endpoint.id, visit_key(endpoint.id, appointment.id), start,
-                                     {"sms_sent": True})
-    return {"status": "sent", "sent_to": masked(mobile), "repeated": False}
 
 
 DELIVERY_TEXT = {
