@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import traceback
 from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -78,11 +79,14 @@ def friendly_errors(handler: Callable[[func.HttpRequest], func.HttpResponse]):
             return handler(req)
         except ConnectorError as error:
             return error_response(error, req)
-        except Exception:
+        except Exception as failure:
             error = ConnectorError("Something went wrong on our side.", status=500, code="internal_error",
                                    next_step="Try again in a minute. If it keeps happening, tell IT.")
             error.title = "Something went wrong"
-            log.exception("unexpected failure (reference %s)", error.reference)
+            # Where it failed, not the exception's text: messages of client libraries can carry URLs with ids.
+            frames = " < ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}"
+                                for f in reversed(traceback.extract_tb(failure.__traceback__)[-4:]))
+            log.error("unexpected %s at %s (reference %s)", type(failure).__name__, frames, error.reference)
             return error_response(error, req)
 
     return wrapper
