@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Deploy one environment: Bicep (validate, what-if, create), seed missing Key Vault secrets, publish the code.
-# Safe to re-run: the deployment name is fixed per environment, existing secrets are kept, the code is re-published.
+# Deploy one environment: Bicep (validate, what-if, create), seed missing Key Vault secrets, publish the code, then
+# deploy again with smsEventsSubscription so Event Grid delivers ACS SMS events to the function it now finds.
+# Safe to re-run: the deployment names are fixed per environment, existing secrets are kept, the code is re-published.
 #
 # Usage: infra/deploy.sh <env> <location>        e.g. infra/deploy.sh dev eastus
 #   env       picks infra/main.<env>.bicepparam
@@ -23,6 +24,11 @@ AZURE_LOCATION=$2
 PARAM_FILE="$INFRA_DIR/main.$ENV_NAME.bicepparam"
 [[ -f $PARAM_FILE ]] || die "no parameter file $PARAM_FILE"
 DEPLOYMENT=$(deployment_name "$ENV_NAME")
+# Its own name, so a failure here leaves the main deployment's record and outputs (read by tenant-setup.sh) intact.
+SMS_EVENTS_DEPLOYMENT="$DEPLOYMENT-sms-events"
+# The Event Grid triggered function (functions/notifications.py) that infra/modules/sms-events.bicep subscribes.
+SMS_EVENTS_FUNCTION=sms_delivery_report
+TEMPLATE_ARGS=(--location "$AZURE_LOCATION" --template-file "$INFRA_DIR/main.bicep" --parameters "$PARAM_FILE")
 WORK_DIR=$(mktemp -d)
 trap 'rm -rf "$WORK_DIR"' EXIT
 chmod 700 "$WORK_DIR"
@@ -60,7 +66,7 @@ resolve_entra_client_id() {
 }
 
 deploy_infrastructure() {
-  local args=(--name "$DEPLOYMENT" --location "$AZURE_LOCATION" --template-file "$INFRA_DIR/main.bicep" --parameters "$PARAM_FILE")
+  local args=(--name "$DEPLOYMENT" "${TEMPLATE_ARGS[@]}")
   note "validate"
   az deployment sub validate "${args[@]}" --output none
   note "what-if"
@@ -131,10 +137,32 @@ publish_code() {
   fi
 }
 
+# wait_for_function <group> <app> <function>: the host lists a function only after indexing the published code.
+wait_for_function() {
+  local attempt
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    if az functionapp function show --resource-group "$1" --name "$2" --function-name "$3" --query name --output tsv >/dev/null 2>&1; then
+      return 0
+    fi
+    note "function $3 not listed yet (the host is indexing the new code), retry $attempt/10 in 30 s"
+    sleep 30
+  done
+  die "function $3 is not listed on $2: check the app's logs in Application Insights, then run deploy.sh again"
+}
+
+# The same template and parameters as the first deployment, plus the event subscription (what-if was shown there).
+subscribe_sms_events() {
+  wait_for_function "$OUT_RESOURCE_GROUP" "$OUT_FUNCTION_APP_NAME" "$SMS_EVENTS_FUNCTION"
+  note "subscribe $SMS_EVENTS_FUNCTION to ACS SMS events (deployment $SMS_EVENTS_DEPLOYMENT)"
+  SMS_EVENTS_SUBSCRIPTION=true az deployment sub create --name "$SMS_EVENTS_DEPLOYMENT" "${TEMPLATE_ARGS[@]}" --output none
+}
+
 main() {
   check_prerequisites
   # Read by readEnvironmentVariable() in the .bicepparam files.
   export AZURE_LOCATION
+  # Not before the code is published: the function the subscription points at does not exist yet.
+  export SMS_EVENTS_SUBSCRIPTION=false
   SECRETS_CHANGED=0
   resolve_deployer
   resolve_entra_client_id
@@ -147,6 +175,7 @@ main() {
     note "restart so Key Vault references resolve the new secrets"
     az functionapp restart --resource-group "$OUT_RESOURCE_GROUP" --name "$OUT_FUNCTION_APP_NAME" --output none
   fi
+  subscribe_sms_events
   note "done: $OUT_FUNCTION_APP_URL"
 }
 

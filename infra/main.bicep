@@ -176,6 +176,9 @@ param deployerPrincipalId string = ''
 ])
 param deployerPrincipalType string = 'User'
 
+@description('Subscribe the function sms_delivery_report to ACS SMS events. deploy.sh sets it in a second deployment, once the code is published: Event Grid refuses a function that does not exist yet.')
+param smsEventsSubscription bool = false
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   app: 'teams-ehr-connector'
@@ -351,6 +354,19 @@ module functionApp 'modules/function-app.bicep' = {
   }
 }
 
+// Always deployed, so every run keeps the topic; only the subscription waits for smsEventsSubscription.
+module smsEvents 'modules/sms-events.bicep' = {
+  name: 'sms-events'
+  scope: rg
+  params: {
+    topicName: 'egst-${resourceToken}'
+    communicationServiceName: communication.outputs.name
+    functionAppId: functionApp.outputs.id
+    subscribe: smsEventsSubscription
+    tags: tags
+  }
+}
+
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output RESOURCE_GROUP string = rg.name
@@ -360,6 +376,7 @@ output KEY_VAULT_NAME string = keyVault.outputs.name
 output KEY_VAULT_URI string = keyVault.outputs.uri
 output ACS_NAME string = communication.outputs.name
 output ACS_ENDPOINT string = communication.outputs.endpoint
+output SMS_EVENTS_TOPIC string = smsEvents.outputs.topicName
 output STORAGE_ACCOUNT_NAME string = appStorage.outputs.name
 output TABLE_ENDPOINT string = appStorage.outputs.tableEndpoint
 output TABLE_ENDPOINT_AMERICAS string = regionTableEndpoints.americas

@@ -32,5 +32,8 @@ param keyVaultSoftDeleteRetentionInDays = 7
 // param maximumInstanceCount = 100        // 40-1000
 // param instanceMemoryMB = 2048           // 512, 2048 or 4096
 
+// deploy.sh sets this to true only in its second deployment, after publishing the code (see main.bicep).
+param smsEventsSubscription = bool(readEnvironmentVariable('SMS_EVENTS_SUBSCRIPTION', 'false'))
+
 param deployerPrincipalId = readEnvironmentVariable('DEPLOYER_PRINCIPAL_ID', '')
 param deployerPrincipalType = readEnvironmentVariable('DEPLOYER_PRINCIPAL_TYPE', 'User')

@@ -36,5 +36,8 @@ param keyVaultSoftDeleteRetentionInDays = 90
 param maximumInstanceCount = 100
 param instanceMemoryMB = 2048
 
+// deploy.sh sets this to true only in its second deployment, after publishing the code (see main.bicep).
+param smsEventsSubscription = bool(readEnvironmentVariable('SMS_EVENTS_SUBSCRIPTION', 'false'))
+
 param deployerPrincipalId = readEnvironmentVariable('DEPLOYER_PRINCIPAL_ID', '')
 param deployerPrincipalType = readEnvironmentVariable('DEPLOYER_PRINCIPAL_TYPE', 'User')

@@ -225,6 +225,7 @@ resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@20
   }
 }
 
+output id string = site.id
 output name string = site.name
 output url string = 'https://${site.properties.defaultHostName}'
 

@@ -17,7 +17,9 @@ from typing import Any
 
 State = dict[str, Any]
 Options = dict[str, list[str]]
-RECORDED_ENV = ("AZURE_LOCATION", "DEPLOYER_PRINCIPAL_ID", "DEPLOYER_PRINCIPAL_TYPE", "ENTRA_CLIENT_ID")
+RECORDED_ENV = (
+    "AZURE_LOCATION", "DEPLOYER_PRINCIPAL_ID", "DEPLOYER_PRINCIPAL_TYPE", "ENTRA_CLIENT_ID", "SMS_EVENTS_SUBSCRIPTION",
+)
 
 
 class AzError(Exception):
@@ -99,6 +101,13 @@ def config_zip(state: State, options: Options) -> str:
     with zipfile.ZipFile(one(options, "src")) as archive:
         state["published_zip"] = archive.namelist()
     return ""
+
+
+def function_show(state: State, options: Options) -> str:
+    """The app lists a function once published code defines it (the zip holds function_app.py)."""
+    if "function_app.py" not in state.get("published_zip", []):
+        raise AzError(f"Function '{one(options, 'function-name')}' does not exist")
+    return f"{one(options, 'name')}/{one(options, 'function-name')}"
 
 
 def nothing(state: State, options: Options) -> str:
@@ -185,6 +194,7 @@ COMMANDS: dict[tuple[str, ...], Callable[[State, Options], str]] = {
     ("keyvault", "secret", "set"): secret_set,
     ("functionapp", "deployment", "source", "config-zip"): config_zip,
     ("functionapp", "restart"): nothing,
+    ("functionapp", "function", "show"): function_show,
 }
 
 

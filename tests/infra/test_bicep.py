@@ -5,6 +5,7 @@ The Bicep compiler cannot be installed here, so these checks read the parsed fil
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -18,8 +19,11 @@ from pydantic import SecretStr
 from shared.settings import Settings
 from tests.infra.conftest import INFRA_DIR
 
+PROJECT_DIR = INFRA_DIR.parent
+
 APP_SETTINGS_MODULE = "modules/function-app.bicep"
 RBAC_MODULE = "modules/rbac.bicep"
+SMS_EVENTS_MODULE = "modules/sms-events.bicep"
 
 # Settings that exist only for local development, so the Bicep does not set them in Azure.
 LOCAL_ONLY_SETTINGS = {
@@ -108,6 +112,17 @@ def resources(bicep: dict[str, dict[str, Any]], resource_type: str) -> list[tupl
         for resource in parsed.get("resources", {}).values()
         if resource["type"] == resource_type and not resource["existing"]
     ]
+
+
+def event_grid_functions(source: Path) -> set[str]:
+    """Names of the functions a blueprint module declares with an Event Grid trigger decorator."""
+    return {
+        node.name
+        for node in ast.walk(ast.parse(source.read_text()))
+        if isinstance(node, ast.FunctionDef)
+        for decorator in node.decorator_list
+        if isinstance(decorator, ast.Call) and getattr(decorator.func, "attr", "") == "event_grid_trigger"
+    }
 
 
 def camel_case(words: str) -> str:
@@ -313,3 +328,43 @@ def test_tables_are_provisioned_where_the_app_keeps_them(bicep: dict[str, dict[s
     region_module = body(modules["regionStorage"])
     assert set(region_module["params"]["tables"]) == REGION_TABLES
     assert region_module["params"]["location"] == "regionLocations[region]"
+
+
+def test_sms_events_reach_the_function_that_handles_them(bicep: dict[str, dict[str, Any]]) -> None:
+    from shared.notifications.events import DELIVERY_REPORT, RECEIVED
+
+    [(file, topic)] = resources(bicep, "Microsoft.EventGrid/systemTopics")
+    assert file == SMS_EVENTS_MODULE and topic["location"] == "global"
+    assert topic["properties"] == {"source": "acs.id", "topicType": "Microsoft.Communication.CommunicationServices"}
+    acs = bicep[SMS_EVENTS_MODULE]["resources"]["acs"]
+    assert acs["type"] == "Microsoft.Communication/communicationServices" and acs["existing"]
+    [(_, subscription)] = resources(bicep, "Microsoft.EventGrid/systemTopics/eventSubscriptions")
+    properties = subscription["properties"]
+    assert properties["destination"] == {
+        "endpointType": "AzureFunction",
+        "properties": {
+            "resourceId": "${functionAppId}/functions/${functionName}",
+            "maxEventsPerBatch": 1,
+            "preferredBatchSizeInKilobytes": 64,
+        },
+    }
+    function_name = bicep[SMS_EVENTS_MODULE]["variables"]["functionName"]["value"]
+    assert function_name in event_grid_functions(PROJECT_DIR / "functions" / "notifications.py")
+    assert f"SMS_EVENTS_FUNCTION={function_name}\n" in (INFRA_DIR / "deploy.sh").read_text()
+    assert sorted(properties["filter"]["includedEventTypes"]) == sorted([DELIVERY_REPORT, RECEIVED])
+    assert properties["eventDeliverySchema"] == "EventGridSchema"
+    assert properties["retryPolicy"] == {"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440}
+
+
+def test_sms_events_subscription_waits_for_the_published_code(bicep: dict[str, dict[str, Any]]) -> None:
+    subscription = bicep[SMS_EVENTS_MODULE]["resources"]["smsToFunction"]["config"]
+    assert subscription["condition"] == "subscribe"
+    main = bicep["main.bicep"]
+    assert main["parameters"]["smsEventsSubscription"]["default"] is False
+    module = main["modules"]["smsEvents"]["config"]
+    # The module itself is unconditional, so every deployment keeps the topic.
+    assert "condition" not in module and module["params"]["subscribe"] == "smsEventsSubscription"
+    assert module["params"]["functionAppId"] == "functionApp.outputs.id"
+    for environment in ("dev", "prod"):
+        text = (INFRA_DIR / f"main.{environment}.bicepparam").read_text()
+        assert "param smsEventsSubscription = bool(readEnvironmentVariable('SMS_EVENTS_SUBSCRIPTION', 'false'))" in text

@@ -27,6 +27,7 @@ GRAPH_ROLES = {
     "VirtualAppointment.Read.All": "d4f67ec2-59b5-4bdc-b4af-d78f6f9c1954",
 }
 APP_URL = "https://func-abc123.azurewebsites.net"
+SMS_EVENTS_FUNCTION = "sms_delivery_report"
 SCRIPTS = ("deploy.sh", "tenant-setup.sh", "common.sh")
 
 
@@ -131,7 +132,10 @@ class FirstDeployment:
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> FirstDeployment:
     """A first deployment of dev to eastus, with the Cerner provider secret given in the environment."""
     fake = FakeAzure(tmp_path_factory.mktemp("deploy"))
-    result = fake.run("deploy.sh", "dev", "eastus", SMART_CLIENT_SECRET="cerner-provider-secret-value")
+    # A leftover SMS_EVENTS_SUBSCRIPTION=true in the admin's shell must not subscribe before the function exists.
+    result = fake.run(
+        "deploy.sh", "dev", "eastus", SMART_CLIENT_SECRET="cerner-provider-secret-value", SMS_EVENTS_SUBSCRIPTION="true"
+    )
     return FirstDeployment(fake, result, fake.load())
 
 
@@ -171,8 +175,8 @@ def calls(state: dict[str, Any], *words: str) -> list[dict[str, Any]]:
 
 def test_deploy_validates_previews_then_creates_one_named_deployment(deployed: FirstDeployment) -> None:
     assert deployed.result.returncode == 0, deployed.result.stderr
-    steps = calls(deployed.state, "deployment", "sub")
-    assert [call["argv"][2] for call in steps if call["argv"][2] != "show"] == ["validate", "what-if", "create"]
+    steps = [call for call in calls(deployed.state, "deployment", "sub") if call["argv"][2] != "show"]
+    assert [call["argv"][2] for call in steps] == ["validate", "what-if", "create", "create"]
     for call in steps[:3]:
         assert option(call["argv"], "name") == "teams-ehr-connector-dev"
         assert option(call["argv"], "location") == "eastus"
@@ -180,6 +184,25 @@ def test_deploy_validates_previews_then_creates_one_named_deployment(deployed: F
         # What the .bicepparam reads with readEnvironmentVariable():
         assert call["env"]["AZURE_LOCATION"] == "eastus"
         assert call["env"]["DEPLOYER_PRINCIPAL_ID"] == DEPLOYER_ID
+        assert call["env"]["SMS_EVENTS_SUBSCRIPTION"] == "false"
+
+
+def test_deploy_subscribes_sms_events_in_a_second_deployment_once_the_function_is_listed(
+    deployed: FirstDeployment,
+) -> None:
+    argvs = [call["argv"] for call in deployed.state["calls"]]
+    published = argvs.index(calls(deployed.state, "functionapp", "deployment", "source", "config-zip")[0]["argv"])
+    [listed] = calls(deployed.state, "functionapp", "function", "show")
+    assert option(listed["argv"], "function-name") == SMS_EVENTS_FUNCTION
+    assert option(listed["argv"], "name") == "func-abc123"
+    assert option(listed["argv"], "resource-group") == "rg-teams-ehr-dev"
+    first, second = calls(deployed.state, "deployment", "sub", "create")
+    assert published < argvs.index(listed["argv"]) < argvs.index(second["argv"])
+    assert option(second["argv"], "name") == "teams-ehr-connector-dev-sms-events"
+    assert second["env"]["SMS_EVENTS_SUBSCRIPTION"] == "true"
+    # Same template, parameter file and location: only the subscription switch differs.
+    assert second["argv"][second["argv"].index("--location"):] == first["argv"][first["argv"].index("--location"):]
+    assert second["env"] == {**first["env"], "SMS_EVENTS_SUBSCRIPTION": "true"}
 
 
 def test_deploy_generates_the_app_keys_and_stores_given_secrets(deployed: FirstDeployment) -> None:
@@ -268,8 +291,12 @@ def test_deploy_again_keeps_every_secret_sets_the_client_id_and_does_not_restart
     assert not [c for c in later_calls if c["argv"][:3] == ["keyvault", "secret", "set"]]
     assert not [c for c in later_calls if c["argv"][:2] == ["functionapp", "restart"]]
     assert "secret seal-keys kept" in lifecycle.deploy_again.stderr
-    [create] = [c for c in later_calls if c["argv"][:3] == ["deployment", "sub", "create"]]
-    assert create["env"]["ENTRA_CLIENT_ID"] == lifecycle.final["apps"]["teams-ehr-connector-dev"]["appId"]
+    creates = [c for c in later_calls if c["argv"][:3] == ["deployment", "sub", "create"]]
+    assert [option(c["argv"], "name") for c in creates] == [
+        "teams-ehr-connector-dev", "teams-ehr-connector-dev-sms-events",
+    ]
+    app_id = lifecycle.final["apps"]["teams-ehr-connector-dev"]["appId"]
+    assert all(create["env"]["ENTRA_CLIENT_ID"] == app_id for create in creates)
 
 
 def test_tenant_setup_rotates_the_secret_only_when_asked(lifecycle: Lifecycle, tmp_path: Path) -> None:
