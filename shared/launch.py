@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -52,7 +52,7 @@ class LaunchRequest(BaseModel):
 
     iss: str = Field(min_length=8, max_length=512)
     launch: str = Field(min_length=1, max_length=1024)
-    environment: str | None = None
+    environment: Literal["test", "production"] | None = None
 
     @field_validator("iss")
     @classmethod

@@ -254,3 +254,7 @@ def test_no_appointment_today_with_this_provider_gets_its_own_page(sandbox, orac
     launch = oracle.create_launch(None, patient_id=patient, practitioner_id=PRACTITIONER)
     response = browser.get(launch_url(sandbox, launch))
     assert_friendly(response, 404, "no virtual appointment today for this patient with you")
+
+
+def test_unknown_environment_name_is_a_400(sandbox, browser):
+    assert_friendly(browser.get(launch_url(sandbox, "x", environment="<script>")), 400, "launch link")
