@@ -32,10 +32,11 @@ SENT_OR_SENDING = ("sending", "sent", "delivered")
 VISIT_TTL = VISIT_TTL_SECONDS
 
 
-def open_visit(visit_ref: str, session_cookie: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+def open_visit(visit_ref: str, session_cookie: str | None,
+               purpose: str = "visit") -> tuple[dict[str, Any], dict[str, Any]]:
     """(visit, provider session) when both are genuine and belong together."""
     try:
-        visit = sealer().open_json(visit_ref, "visit")
+        visit = sealer().open_json(visit_ref, purpose)
     except (TokenExpired, TokenInvalid) as exc:
         raise LaunchExpired("This visit link is no longer valid.", next_step=RELAUNCH) from exc
     if not session_cookie:
@@ -219,13 +220,7 @@ def status_ref_for(visit: dict[str, Any], start: datetime | None) -> str:
 def patient_status(status_ref: str, session_cookie: str | None, now: datetime | None = None) -> dict[str, Any]:
     """Whether the patient opened the link, how long they have waited, and how the link SMS fared."""
     now = now or datetime.now(UTC)
-    try:
-        visit = sealer().open_json(status_ref, "visit-status")
-    except (TokenExpired, TokenInvalid) as exc:
-        raise LaunchExpired("This visit page is no longer valid.", next_step=RELAUNCH) from exc
-    session = sealer().open_json(session_cookie, "ehr-session") if session_cookie else None
-    if not session or (session["tenant"], session["endpoint"]) != (visit["tenant"], visit["endpoint"]):
-        raise NotSignedIn("Your Cerner session has ended.", next_step=RELAUNCH)
+    visit, _session = open_visit(status_ref, session_cookie, purpose="visit-status")
     accounts = default_accounts()
     config = ConfigRepository(accounts)
     endpoint = endpoint_of(config, visit["tenant"], visit["endpoint"])

@@ -114,6 +114,9 @@ def test_status_without_the_provider_session_is_refused(sandbox, oracle, browser
     _page, _send, status = open_visit(sandbox, oracle, browser, appointment_where(oracle, has_mobile=True))
     response = httpx.get(status, headers={"accept": "application/json"})
     assert response.status_code == 401
+    # The Cerner session (570 s) ends while the page keeps polling: still a 401, never a 500.
+    ended = httpx.get(status, headers={"accept": "application/json"}, cookies={"ehr_session": "k1.AAAAexpired"})
+    assert ended.status_code == 401 and "session has ended" in ended.json()["message"]
 
 
 @pytest.mark.parametrize("path", ["not-a-token", "A" * 64, "A" * 200, "..%2F..%2Fetc", "%00", "x/y/z"])
