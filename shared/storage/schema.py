@@ -13,7 +13,7 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
     "config": {
         "organization": frozenset({"region", "region_chosen_at", "region_chosen_by"}),
         "fhir_endpoint": frozenset({
-            "base_url", "environment", "display_name", "departments", "organizer", "cerner_tenant",
+            "base_url", "environment", "display_name", "departments", "organizer",
             "sms_number", "confirmations_on", "reminder_offsets", "quiet_hours", "default_language",
             "time_zone", "updated_at", "updated_by",
         }),
