@@ -14,6 +14,9 @@ from sandbox.seed import sandbox_settings
 from shared.storage.accounts import TableAccounts
 from tests.integration.launching import PROVIDER
 
+# Every port a test session opens is shifted by this, so two suites (two checkouts) can run side by side.
+_BASE_OFFSET = int(os.environ.get("SANDBOX_TEST_PORT_OFFSET", "1000"))
+
 _CA_DIR = Path(__file__).resolve().parent.parent / ".sandbox" / f"test-ca-{os.getpid()}"
 _CA = make_dev_ca(_CA_DIR)
 # Set before any client is built, so httpx, requests (msal, Azure SDKs) trust the stand-ins' https.
@@ -33,7 +36,7 @@ def azurite_settings(tmp_path_factory):
     from sandbox.run import start_azurite
     from shared.settings import Settings
 
-    world = config.world(offset=1500)
+    world = config.world(offset=_BASE_OFFSET + 500)
     process = start_azurite(world, tmp_path_factory.mktemp("azurite"))
     try:
         env = world.app_settings()
@@ -45,7 +48,7 @@ def azurite_settings(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory, dev_ca) -> Sandbox:
-    offset = int(os.environ.get("SANDBOX_TEST_PORT_OFFSET", "1000"))  # lets two suites run side by side
+    offset = _BASE_OFFSET
     # The reminder timer runs when a test asks (POST /admin/functions/...), not every 5 minutes behind its back.
     quiet_timer = {"SMS_SCHEDULE": "0 0 0 1 1 *"}
     running = start_sandbox(offset=offset, state_dir=tmp_path_factory.mktemp("sandbox"), ca=dev_ca,

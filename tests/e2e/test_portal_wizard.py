@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -15,13 +16,16 @@ from tests.integration.launching import PRACTITIONER, todays_appointments
 
 pytestmark = pytest.mark.e2e
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "portal"
+# Its own sandbox, beside the suite's (which follows the same variable).
+PORT_OFFSET = int(os.environ.get("SANDBOX_TEST_PORT_OFFSET", "1000")) + 1200
 ORGANIZER = "virtual.appointments@contoso-health.example"
 
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory, dev_ca):
     """A sandbox with no configuration at all: the organization starts from the empty wizard."""
-    running = start_sandbox(offset=2200, state_dir=tmp_path_factory.mktemp("portal-sandbox"), seed=False, ca=dev_ca)
+    running = start_sandbox(offset=PORT_OFFSET, state_dir=tmp_path_factory.mktemp("portal-sandbox"), seed=False,
+                            ca=dev_ca)
     try:
         yield running
     finally:
