@@ -14,6 +14,7 @@ import azure.functions as func
 
 from shared.errors import ConnectorError
 from shared.pages import render
+from shared.tokens import require_safe_keys
 
 log = logging.getLogger("connector")
 
@@ -70,12 +71,18 @@ def query(request: func.HttpRequest) -> dict[str, str]:
     return {name: value for name, value in request.params.items()}
 
 
-def friendly_errors(handler: Callable[[func.HttpRequest], func.HttpResponse]):
+def friendly_errors(handler: Callable[[func.HttpRequest], func.HttpResponse] | None = None, *,
+                    check_keys: bool = True):
     """Typed errors become their page or JSON; anything unexpected a 500 with a reference id, no internals."""
+    # Every route refuses to serve with unsafe keys; only the health check, which reports them, turns this off.
+    if handler is None:
+        return functools.partial(friendly_errors, check_keys=check_keys)
 
     @functools.wraps(handler)
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         try:
+            if check_keys:
+                require_safe_keys()
             return handler(req)
         except ConnectorError as error:
             return error_response(error, req)

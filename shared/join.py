@@ -91,7 +91,13 @@ def link_for(endpoint: FhirEndpoint, appointment: Appointment) -> str:
 
 
 def visit_key(endpoint_id: str, appointment_id: str) -> str:
+    """The visit's opaque key under the active hash key (new usage rows, ledger rows' `visit`)."""
     return sealer().keyed_hash("visit", endpoint_id, appointment_id)
+
+
+def visit_keys(endpoint_id: str, appointment_id: str) -> tuple[str, ...]:
+    """The visit's keys under every hash key, active first: rows made before a rotation are still found."""
+    return sealer().keyed_hashes("visit", endpoint_id, appointment_id)
 
 
 def join(token: str, accept_language: str = "", now: datetime | None = None) -> JoinOutcome:
@@ -128,7 +134,7 @@ def join(token: str, accept_language: str = "", now: datetime | None = None) -> 
     except ConnectorError:
         return patient_page("unavailable", language)
     UsageRepository(accounts).record(
-        config.region(tenant_id), endpoint.id, visit_key(endpoint.id, appointment.id), start,
+        config.region(tenant_id), endpoint.id, visit_keys(endpoint.id, appointment.id), start,
         {"patient_opened_at": now, "scheduled_end": appointment.end,
          "department": appointment.location_ids[0] if appointment.location_ids else ""},
         keep_first=("patient_opened_at",),

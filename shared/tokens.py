@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared.errors import ConnectorError
 from shared.settings import Settings, get_settings
 
 LINK_VERSION = b"\x01"
@@ -27,6 +28,20 @@ class TokenInvalid(Exception):
 
 class TokenExpired(Exception):
     """A token or cookie that was genuine but is past its expiry."""
+
+
+class UnsafeKeys(ConnectorError):
+    """The keys in the settings are missing, malformed, unresolved or published: the app refuses to serve."""
+
+    status, code, title = 503, "keys_not_configured", "This service is not configured safely"
+
+
+def require_safe_keys(settings: Settings | None = None) -> None:
+    """Raise UnsafeKeys, naming the settings at fault, unless SEAL_KEYS and HASH_KEY are safe to serve with."""
+    problems = (settings or get_settings()).key_problems()
+    if problems:
+        raise UnsafeKeys("The service's keys are not configured safely: " + " ".join(problems),
+                         next_step="Tell IT: fix these app settings, then restart the app.")
 
 
 def _b64(data: bytes) -> str:
@@ -50,11 +65,10 @@ class Sealer:
 
     def __init__(self, settings: Settings | None = None):
         settings = settings or get_settings()
+        require_safe_keys(settings)
         self.ring = settings.seal_key_ring()
         self.active = settings.seal_active_key_id
-        if self.active not in self.ring:
-            raise RuntimeError("SEAL_ACTIVE_KEY_ID must name a key in SEAL_KEYS")
-        self.hash_key = settings.hash_key_bytes()
+        self.hash_ring = settings.hash_key_ring()
 
     # Patient links -----------------------------------------------------------------------------------------
 
@@ -116,10 +130,19 @@ class Sealer:
 
     # Keyed hashes ------------------------------------------------------------------------------------------
 
-    def keyed_hash(self, *parts: str) -> str:
-        """An opaque, stable id for identifiers that must never be stored in clear."""
+    def keyed_hash(self, *parts: str, size: int = 32) -> str:
+        """An opaque, stable id for identifiers that must never be stored in clear, under the active hash key."""
+        return self.keyed_hashes(*parts, size=size)[0]
+
+    def keyed_hashes(self, *parts: str, size: int = 32) -> tuple[str, ...]:
+        """The keyed hash under every key of HASH_KEY, active first: rows hashed before a rotation are still found.
+
+        A hash carries its key's id ("<id>.<hex>"); the original id-less key gives bare hex, as before key ids.
+        """
         message = "|".join(parts).encode()
-        return hmac.new(self.hash_key, message, hashlib.sha256).hexdigest()[:32]
+        return tuple(f"{key_id}.{digest}" if key_id else digest
+                     for key_id, key in self.hash_ring
+                     for digest in (hmac.new(key, message, hashlib.sha256).hexdigest()[:size],))
 
     def _open(self, header: bytes, nonce: bytes, sealed: bytes, aad: bytes) -> bytes:
         for key_id, key in self.ring.items():

@@ -98,3 +98,21 @@ def signed_in_provider(entra):
     entra.auto_sign_in_upn = PROVIDER
     yield
     entra.auto_sign_in_upn = None
+
+
+@pytest.fixture()
+def app_settings(monkeypatch):
+    """Set app settings (environment variables) for in-process handlers; the settings and sealer are re-read."""
+    import shared.tokens
+    from shared.settings import get_settings
+
+    def apply(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        shared.tokens._sealer = None
+
+    yield apply
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    shared.tokens._sealer = None

@@ -15,6 +15,7 @@ from shared.settings import Region
 from shared.storage.accounts import TableAccounts, default_accounts
 from shared.storage.config import ConfigRepository
 from shared.storage.ledger import LedgerRepository, parse_message_tag
+from shared.tokens import require_safe_keys
 
 DELIVERY_REPORT = "Microsoft.Communication.SMSDeliveryReportReceived"
 RECEIVED = "Microsoft.Communication.SMSReceived"
@@ -26,6 +27,7 @@ START_WORDS = frozenset({"START", "UNSTOP", "YES"})
 def handle_sms_event(event_id: str, event_type: str, data: dict[str, Any] | None,
                      accounts: TableAccounts | None = None) -> str:
     """Apply one ACS SMS event; returns what happened, for the log (never who it concerned)."""
+    require_safe_keys()
     fields = {str(key).lower(): value for key, value in (data or {}).items()}
     accounts = accounts or default_accounts()
     if event_type == DELIVERY_REPORT:

@@ -21,6 +21,7 @@ from shared.settings import Region
 from shared.storage.accounts import TableAccounts, default_accounts
 from shared.storage.config import ConfigRepository, FhirEndpoint
 from shared.storage.usage import UsageRepository
+from shared.tokens import require_safe_keys
 
 log = logging.getLogger("connector")
 
@@ -174,6 +175,7 @@ def reconcile_endpoint(usage: UsageRepository, tenant_id: str, endpoint: FhirEnd
 
 def reconcile_attendance(now: datetime, accounts: TableAccounts | None = None) -> ReconcileSummary:
     """For every organization's endpoint: settle visits of the last 3 days that ended over 15 minutes ago."""
+    require_safe_keys()
     accounts = accounts or default_accounts()
     config, usage = ConfigRepository(accounts), UsageRepository(accounts)
     summary = ReconcileSummary()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import string
 from datetime import UTC, datetime, timedelta
 
@@ -105,7 +106,8 @@ def test_sealed_json_is_bound_to_its_purpose_and_expires():
 
 
 def test_keyed_hash_depends_on_the_key():
-    other = Sealer(Settings(seal_keys=KEY_A, seal_active_key_id="k1", hash_key="b3RoZXIta2V5"))
+    other_key = "b3RoZXIta2V5LWZvci10aGUta2V5ZWQtaGFzaC10ZXN0cw=="
+    other = Sealer(Settings(seal_keys=KEY_A, seal_active_key_id="k1", hash_key=other_key))
     assert sealer().keyed_hash("a", "1") == sealer().keyed_hash("a", "1")
     assert sealer().keyed_hash("a", "1") != other.keyed_hash("a", "1")
     assert sealer().keyed_hash("a", "1") != "1"
@@ -116,3 +118,13 @@ def test_keyed_hash_depends_on_the_key():
 def test_random_strings_never_open(text):
     with pytest.raises((TokenInvalid, TokenExpired)):
         sealer().open_link(text)
+
+
+def test_keyed_hashes_carry_their_key_id_and_old_keys_still_give_their_hashes():
+    new_key = base64.b64encode(b"n" * 32).decode()
+    rotated = Sealer(Settings(seal_keys=KEY_A, seal_active_key_id="k1", hash_key=f"h2:{new_key},{HASH}"))
+    new, old = rotated.keyed_hashes("visit", ENDPOINT, "4822401")
+    assert old == sealer().keyed_hash("visit", ENDPOINT, "4822401"), "the id-less original key hashes as before"
+    assert new.startswith("h2.") and len(new) == 3 + 32 and new != "h2." + old
+    assert rotated.keyed_hash("visit", ENDPOINT, "4822401") == new
+    assert [len(h) for h in rotated.keyed_hashes("a", size=16)] == [3 + 16, 16]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ import pytest
 
 import shared.tokens
 from shared.notifications.events import DELIVERY_REPORT, RECEIVED, handle_sms_event
-from shared.notifications.optouts import OptOutStore, optout_partition
+from shared.notifications.optouts import OptOutStore, optout_partition, optout_partitions, phone_keys
 from shared.settings import get_settings
 from shared.storage.accounts import TableAccounts
 from shared.storage.config import ConfigRepository, FhirEndpoint
@@ -124,3 +125,19 @@ def test_stop_and_start_replies_follow_their_order_not_their_arrival(accounts, e
 def test_a_reply_to_a_number_nobody_linked_is_not_recorded(accounts, endpoint):
     event = {**reply(endpoint, "STOP", "2026-06-10T10:00:00Z"), "To": "+18005550999"}
     assert handle_sms_event("in-4", RECEIVED, event, accounts) == "not_linked"
+
+
+def test_a_stop_recorded_before_a_hash_key_rotation_still_holds_and_a_later_start_lifts_it(accounts, endpoint,
+                                                                                          monkeypatch):
+    old_key = get_settings().hash_key.get_secret_value()
+    assert handle_sms_event("rot-1", RECEIVED, reply(endpoint, "STOP", "2026-06-10T10:00:00Z"), accounts) == "opted_out"
+    monkeypatch.setenv("HASH_KEY", f"h2:{base64.b64encode(uuid.uuid4().bytes * 2).decode()},{old_key}")
+    get_settings.cache_clear()
+    shared.tokens._sealer = None
+    store = OptOutStore(LedgerRepository(accounts))
+    assert not store.opted_out("emea", endpoint.sms_number).isdisjoint(phone_keys(PATIENT)), "the STOP is not lost"
+    assert handle_sms_event("rot-2", RECEIVED, reply(endpoint, "START", "2026-06-10T11:00:00Z"), accounts) == "opted_in"
+    assert store.opted_out("emea", endpoint.sms_number).isdisjoint(phone_keys(PATIENT))
+    rows = [e for e in accounts.table("ledger", "emea").list_entities()
+            if e["PartitionKey"] in optout_partitions(endpoint.sms_number)]
+    assert len(rows) == 1, "the START updated the row the STOP made, under the old key"
