@@ -193,8 +193,10 @@ class ProviderLaunch:
         appointment_id = session["appointment"] or self._todays_appointment(endpoint, session)
         ttl = int(session.pop("ttl"))
         session_cookie = sealer().seal_json(session, ttl, "ehr-session")
+        # The visit belongs to the provider who launched it: another provider's session cannot open it.
         visit = sealer().seal_json({"tenant": session["tenant"], "endpoint": endpoint.id,
-                                    "appointment": appointment_id}, VISIT_TTL_SECONDS, "visit")
+                                    "appointment": appointment_id, "ehr_user": session["ehr_user"]},
+                                   VISIT_TTL_SECONDS, "visit")
         location = self.settings.url(f"/api/visits/{visit}")
         spec = CookieSpec(SESSION_COOKIE.name, ttl, SESSION_COOKIE.path)
         return Redirect(location, [cookie_header(spec, session_cookie), clear_cookie_header(LAUNCH_COOKIE)])

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared.errors import Conflict, ConnectorError, Gone, InvalidInput, NotSignedIn
+from shared.csrf import csrf_token, require_csrf_token, require_same_origin
+from shared.errors import Conflict, ConnectorError, Forbidden, Gone, InvalidInput, NotSignedIn
 from shared.fhir import FhirClient
 from shared.join import link_for, visit_keys
 from shared.launch import RELAUNCH, VISIT_TTL_SECONDS, LaunchExpired, NotConfigured
@@ -47,7 +48,15 @@ def open_visit(visit_ref: str, session_cookie: str | None,
         raise NotSignedIn("Your Cerner session has ended.", next_step=RELAUNCH) from exc
     if (session["tenant"], session["endpoint"]) != (visit["tenant"], visit["endpoint"]):
         raise NotSignedIn("This visit belongs to another Cerner session.", next_step=RELAUNCH)
+    if not visit.get("ehr_user") or visit["ehr_user"] != session.get("ehr_user"):
+        raise Forbidden("This visit was opened by another provider.",
+                        next_step="Open your own visit from PowerChart: click Teams on the appointment.")
     return visit, session
+
+
+def csrf_binding(visit: dict[str, Any]) -> dict[str, str]:
+    """What a visit page's CSRF token is issued for: the provider and the appointment."""
+    return {"ehr_user": visit["ehr_user"], "appointment": visit["appointment"], "endpoint": visit["endpoint"]}
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,7 @@ def provider_page(visit_ref: str, session_cookie: str | None) -> Page:
         join_browser_url=meeting.join_web_url + ("&" if "?" in meeting.join_web_url else "?") + "webjoin=true",
         visit_ref=visit_ref,
         status_ref=status_ref_for(visit, appointment.start),
+        csrf_token=csrf_token(csrf_binding(visit), VISIT_TTL, "send-link"),
         environment=endpoint.environment,
         lobby_alert_minutes=get_settings().lobby_alert_minutes,
     )
@@ -120,10 +130,22 @@ def visit_context(visit_ref: str, session_cookie: str | None) -> VisitContext:
     return VisitContext(visit, session, accounts, config, endpoint, config.region(visit["tenant"]))
 
 
-def send_link(visit_ref: str, session_cookie: str | None, now: datetime | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StateChange:
+    """What a browser says about where a state-changing request came from, and the page's CSRF token."""
+
+    origin: str | None = None
+    fetch_site: str | None = None
+    csrf_token: str | None = None
+
+
+def send_link(visit_ref: str, session_cookie: str | None, caller: StateChange,
+              now: datetime | None = None) -> dict[str, Any]:
     """Text the patient their join link once (repeated clicks within a minute send once)."""
     now = now or datetime.now(UTC)
+    require_same_origin(caller.origin, caller.fetch_site)
     context = visit_context(visit_ref, session_cookie)
+    require_csrf_token(caller.csrf_token, csrf_binding(context.visit), "send-link")
     _require_sms(context)
     fhir = FhirClient(context.endpoint.base_url, context.session["token"])
     appointment = fhir.appointment(context.visit["appointment"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -50,3 +51,8 @@ def new_appointment(oracle, practitioner: str = PRACTITIONER, minutes_from_now: 
     display = next(p["actor"]["display"] for p in oracle.resource("Appointment", appointment_id, tenant)["participant"]
                    if "Patient/" in p["actor"]["reference"])
     return appointment_id, display, mobile
+
+
+def send_link_headers(page: str) -> dict[str, str]:
+    """The headers the visit page's script sends with "Send link to patient": JSON, and the page's CSRF token."""
+    return {"accept": "application/json", "X-CSRF-Token": re.search(r'csrfToken = "([^"]+)"', page).group(1)}

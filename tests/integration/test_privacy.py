@@ -9,7 +9,7 @@ import httpx
 from sandbox import config
 from shared.sms.phone import to_e164
 from shared.storage.schema import SCHEMA
-from tests.integration.launching import PRACTITIONER, launch_url, todays_appointments
+from tests.integration.launching import PRACTITIONER, launch_url, send_link_headers, todays_appointments
 
 TENANTS = (config.CERNER_TEST_TENANT, config.CERNER_PROD_TENANT)
 
@@ -45,7 +45,7 @@ def test_tables_logs_and_urls_hold_no_patient_data(sandbox, oracle, acs, browser
     page = browser.get(launch_url(sandbox, oracle.create_launch(appointment)))
     assert page.status_code == 200
     send = re.search(r'sendUrl = "([^"]+)"', page.text).group(1)
-    browser.post(sandbox.world.host_url + send, headers={"accept": "application/json"})
+    browser.post(sandbox.world.host_url + send, headers=send_link_headers(page.text))
     for phone in acs.phones():
         for message in acs.outbox(phone):
             link = re.search(r"(http://\S+/api/join/\S+)", message.message)

@@ -18,7 +18,7 @@ import pytest
 from sandbox import config
 from sandbox.entra import NO_ROLE_UPN, OTHER_ADMIN_UPN, REPORTS_READER_UPN
 from shared.sms.phone import to_e164
-from tests.integration.launching import PROVIDER, launch_url
+from tests.integration.launching import PROVIDER, launch_url, send_link_headers
 from tests.integration.portal_client import JSON, Portal, sign_in
 
 TENANT = config.CERNER_TEST_TENANT
@@ -91,7 +91,7 @@ def clinic(sandbox) -> Clinic:
             page = launch(sandbox, oracle, browser, completed)
             meeting_id = re.search(r"/meet/([A-Za-z0-9_-]+)", page).group(1)
             send = re.search(r'sendUrl = "([^"]+)"', page).group(1)
-            sent = browser.post(sandbox.world.host_url + send, headers=JSON)
+            sent = browser.post(sandbox.world.host_url + send, headers=send_link_headers(page))
             assert sent.status_code == 200, sent.text
             launch(sandbox, oracle, browser, no_show)  # the provider opens it; nobody joins
     finally:

@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 from sandbox import config
 from shared.sms.phone import to_e164
-from tests.integration.launching import PRACTITIONER, launch_url, new_appointment, todays_appointments
+from tests.integration.launching import (
+    PRACTITIONER,
+    launch_url,
+    new_appointment,
+    send_link_headers,
+    todays_appointments,
+)
 
 TENANT = config.CERNER_TEST_TENANT
 
@@ -45,6 +51,7 @@ def open_visit(sandbox, oracle, browser, appointment_id: str) -> tuple[str, str,
     assert page.status_code == 200, page.text
     send = re.search(r'sendUrl = "([^"]+)"', page.text).group(1)
     status = re.search(r'statusUrl = "([^"]+)"', page.text).group(1)
+    browser.headers.update(send_link_headers(page.text))  # the page's script sends its token with every POST
     return page.text, sandbox.world.host_url + send, sandbox.world.host_url + status
 
 
@@ -56,7 +63,8 @@ def test_send_link_texts_the_patient_once_and_the_link_leads_to_the_lobby(sandbo
     _page, send, status = open_visit(sandbox, oracle, browser, appointment)
 
     assert browser.get(status, headers={"accept": "application/json"}).json()["state"] == "waiting_for_patient"
-    first = browser.post(send, headers={"accept": "application/json"})
+    # As the page's script does it: same origin, with the page's CSRF token (open_visit put it in the headers).
+    first = browser.post(send, headers={"Origin": sandbox.world.host_url, "Sec-Fetch-Site": "same-origin"})
     assert first.status_code == 200, first.text
     assert first.json()["sent_to"] == f"•••• {mobile[-4:]}"
     again = browser.post(send, headers={"accept": "application/json"})
