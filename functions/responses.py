@@ -14,7 +14,7 @@ import azure.functions as func
 
 from shared.errors import ConnectorError
 from shared.pages import render
-from shared.tokens import require_safe_keys
+from shared.tokens import require_safe_keys, served_over_https
 
 log = logging.getLogger("connector")
 
@@ -31,6 +31,23 @@ def html_response(html: str, status: int = 200, headers: dict[str, str] | None =
         html, status_code=status, mimetype="text/html", charset="utf-8",
         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", **(headers or {})},
     )
+
+
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def with_security_headers(response: func.HttpResponse) -> func.HttpResponse:
+    """nosniff on everything; no framing unless the page's own policy names its ancestors; HSTS over https."""
+    headers = response.headers
+    headers["X-Content-Type-Options"] = "nosniff"
+    policy = headers.get("Content-Security-Policy", "")
+    if "frame-ancestors" not in policy:
+        headers["Content-Security-Policy"] = f"{policy}; frame-ancestors 'none'" if policy else "frame-ancestors 'none'"
+    if "frame-ancestors 'none'" in headers["Content-Security-Policy"]:
+        headers["X-Frame-Options"] = "DENY"  # for browsers that predate frame-ancestors
+    if served_over_https():
+        headers["Strict-Transport-Security"] = HSTS
+    return response
 
 
 def wants_json(request: func.HttpRequest) -> bool:
@@ -83,9 +100,9 @@ def friendly_errors(handler: Callable[[func.HttpRequest], func.HttpResponse] | N
         try:
             if check_keys:
                 require_safe_keys()
-            return handler(req)
+            return with_security_headers(handler(req))
         except ConnectorError as error:
-            return error_response(error, req)
+            return with_security_headers(error_response(error, req))
         except Exception as failure:
             error = ConnectorError("Something went wrong on our side.", status=500, code="internal_error",
                                    next_step="Try again in a minute. If it keeps happening, tell IT.")
@@ -94,6 +111,6 @@ def friendly_errors(handler: Callable[[func.HttpRequest], func.HttpResponse] | N
             frames = " < ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}"
                                 for f in reversed(traceback.extract_tb(failure.__traceback__)[-4:]))
             log.error("unexpected %s at %s (reference %s)", type(failure).__name__, frames, error.reference)
-            return error_response(error, req)
+            return with_security_headers(error_response(error, req))
 
     return wrapper

@@ -138,6 +138,9 @@ param linkGraceHours int = 2
 @minValue(1)
 param lobbyAlertMinutes int = 5
 
+@description('Space-separated https origins allowed to embed the provider pages in a frame (hospitals that embed them); empty: none.')
+param providerFrameAncestors string = ''
+
 @allowed([
   512
   2048
@@ -349,6 +352,7 @@ module functionApp 'modules/function-app.bicep' = {
     joinWindowMinutes: joinWindowMinutes
     linkGraceHours: linkGraceHours
     lobbyAlertMinutes: lobbyAlertMinutes
+    providerFrameAncestors: providerFrameAncestors
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
   }

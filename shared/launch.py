@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
@@ -198,7 +199,7 @@ class ProviderLaunch:
                                     "appointment": appointment_id, "ehr_user": session["ehr_user"]},
                                    VISIT_TTL_SECONDS, "visit")
         location = self.settings.url(f"/api/visits/{visit}")
-        spec = CookieSpec(SESSION_COOKIE.name, ttl, SESSION_COOKIE.path)
+        spec = replace(SESSION_COOKIE, ttl_seconds=ttl)
         return Redirect(location, [cookie_header(spec, session_cookie), clear_cookie_header(LAUNCH_COOKIE)])
 
     def _todays_appointment(self, endpoint: FhirEndpoint, session: dict[str, Any]) -> str:

@@ -120,6 +120,18 @@ class Settings(BaseSettings):
     join_window_minutes: int = Field(30, ge=0, description="How early before the start a patient link opens.")
     link_grace_hours: int = Field(2, ge=0, description="How long after the appointment end a patient link works.")
     lobby_alert_minutes: int = Field(5, ge=1, description="Wait after which the provider page alerts.")
+    provider_frame_ancestors: str = Field(
+        "", description="Space-separated https origins allowed to embed the provider pages in a frame (none if empty)."
+    )
+
+    @field_validator("provider_frame_ancestors")
+    @classmethod
+    def _https_origins(cls, value: str) -> str:
+        for origin in value.split():
+            parts = urlsplit(origin)
+            if parts.scheme != "https" or not parts.hostname or origin.rstrip("/") != f"https://{parts.netloc}":
+                raise ValueError(f"{origin!r} is not an https origin (https://host[:port])")
+        return " ".join(origin.rstrip("/") for origin in value.split())
 
     @field_validator("public_base_url", "graph_base_url", "entra_authority_host")
     @classmethod

@@ -8,7 +8,7 @@ import hmac
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from cryptography.exceptions import InvalidTag
@@ -155,28 +155,44 @@ class Sealer:
         raise TokenInvalid("tampered or unknown key")
 
 
+# The app serves nothing outside its route prefix, so a cookie for all of /api may as well be for all of the host.
+WHOLE_APP_PATH = "/api"
+
+
 @dataclass(frozen=True)
 class CookieSpec:
     """How a sealed cookie is named and how long it lives."""
 
-    name: str
+    base_name: str
     ttl_seconds: int
-    path: str = "/api"
+    path: str = WHOLE_APP_PATH
+
+    @property
+    def name(self) -> str:
+        """The cookie's name on the wire: over https, `__Host-` where the path allows it, else `__Secure-`."""
+        if not served_over_https():
+            return self.base_name
+        return f"{'__Host-' if self.path == WHOLE_APP_PATH else '__Secure-'}{self.base_name}"
+
+    @property
+    def wire_path(self) -> str:
+        # A __Host- cookie must have Path=/ (and no Domain): the browser then binds it to this exact host.
+        return "/" if served_over_https() and self.path == WHOLE_APP_PATH else self.path
 
 
-def _secure() -> bool:
-    # Secure whenever the app is served over https (always in Azure); plain http only on a developer's loopback.
+def served_over_https() -> bool:
+    """Whether the app is served over https (always in Azure); plain http only on a developer's loopback."""
     return get_settings().public_base_url.startswith("https://")
 
 
 def cookie_header(spec: CookieSpec, value: str) -> str:
-    """A Set-Cookie value: HttpOnly, SameSite=Lax, Secure when served over https."""
-    flags = f"; Path={spec.path}; Max-Age={spec.ttl_seconds}; HttpOnly; SameSite=Lax"
-    return f"{spec.name}={value}{flags}{'; Secure' if _secure() else ''}"
+    """A Set-Cookie value: HttpOnly, SameSite=Lax; over https Secure and a __Host- or __Secure- name."""
+    flags = f"; Path={spec.wire_path}; Max-Age={spec.ttl_seconds}; HttpOnly; SameSite=Lax"
+    return f"{spec.name}={value}{flags}{'; Secure' if served_over_https() else ''}"
 
 
 def clear_cookie_header(spec: CookieSpec) -> str:
-    return cookie_header(CookieSpec(spec.name, 0, spec.path), "")
+    return cookie_header(replace(spec, ttl_seconds=0), "")
 
 
 @dataclass(frozen=True)

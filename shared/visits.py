@@ -98,9 +98,14 @@ def provider_page(visit_ref: str, session_cookie: str | None) -> Page:
         environment=endpoint.environment,
         lobby_alert_minutes=get_settings().lobby_alert_minutes,
     )
-    policy = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; connect-src 'self'; "
-              "img-src 'self'; base-uri 'none'; form-action 'self'")
-    return Page(html, policy)
+    return Page(html, provider_page_policy(nonce))
+
+
+def provider_page_policy(nonce: str) -> str:
+    """Only the page's own script runs; only the hospitals in PROVIDER_FRAME_ANCESTORS may frame it."""
+    ancestors = get_settings().provider_frame_ancestors or "'none'"
+    return (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; connect-src 'self'; "
+            f"img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}")
 
 
 @dataclass

@@ -71,6 +71,9 @@ param joinWindowMinutes int
 param linkGraceHours int
 param lobbyAlertMinutes int
 
+@description('Space-separated https origins allowed to embed the provider pages in a frame; empty: none.')
+param providerFrameAncestors string
+
 @allowed([
   512
   2048
@@ -132,6 +135,7 @@ var appSettings = {
   JOIN_WINDOW_MINUTES: string(joinWindowMinutes)
   LINK_GRACE_HOURS: string(linkGraceHours)
   LOBBY_ALERT_MINUTES: string(lobbyAlertMinutes)
+  PROVIDER_FRAME_ANCESTORS: providerFrameAncestors
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
