@@ -333,6 +333,7 @@ module functionApp 'modules/function-app.bicep' = {
     appInsightsConnectionString: monitoring.outputs.connectionString
     keyVaultUri: keyVault.outputs.uri
     acsEndpoint: communication.outputs.endpoint
+    acsResourceId: communication.outputs.id
     defaultRegion: defaultRegion
     entraTenantId: entraTenantId
     entraClientId: entraClientId

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
 
     acs_endpoint: str = Field("", description="Azure Communication Services endpoint.")
     acs_access_key: SecretStr = Field(SecretStr(""), description="ACS access key; empty in Azure (managed identity).")
+    acs_resource_id: str = Field(
+        "", description="Resource ID of the ACS resource: only its Event Grid events (their topic) are accepted."
+    )
 
     sms_schedule: str = Field("0 */5 * * * *", description="NCRONTAB schedule of the reminder job.")
     sms_rate_per_minute: int = Field(200, ge=1, description="Sends per minute per sending number.")

@@ -33,6 +33,9 @@ param keyVaultUri string
 
 param acsEndpoint string
 
+@description('Resource ID of the ACS resource; the app accepts only Event Grid events whose topic it is.')
+param acsResourceId string
+
 @allowed([
   'americas'
   'emea'
@@ -125,6 +128,7 @@ var appSettings = {
   HASH_KEY: '@Microsoft.KeyVault(SecretUri=${secretUri}/hash-key/)'
 
   ACS_ENDPOINT: acsEndpoint
+  ACS_RESOURCE_ID: acsResourceId
   SMS_SCHEDULE: smsSchedule
   SMS_RATE_PER_MINUTE: string(smsRatePerMinute)
   SMS_LOOKAHEAD_HOURS: string(smsLookaheadHours)

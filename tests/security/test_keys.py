@@ -105,7 +105,7 @@ def test_sms_event_with_a_published_key_is_refused_and_stores_nothing(app_env):
     event = {"From": "+13125550142", "To": "+18335550100", "Message": "STOP",
              "ReceivedTimestamp": "2026-06-10T00:27:45.32Z"}
     with pytest.raises(UnsafeKeys, match="HASH_KEY"):
-        handle_sms_event(str(uuid.uuid4()), RECEIVED, event, accounts=accounts)
+        handle_sms_event(str(uuid.uuid4()), RECEIVED, event, config.ACS_RESOURCE_ID, accounts)
     assert every_table_row(accounts) == before
 
 
