@@ -104,7 +104,8 @@ def clinic(sandbox) -> Clinic:
     typed_name = oracle.resource("Patient", patient_id, TENANT)["name"][0]["text"]
     hold_the_visit(graph, meeting_id, urlsplit(lobby.headers["location"]).path.rsplit("/", 1)[-1], typed_name)
 
-    ran = httpx.post(f"{sandbox.world.host_url}/admin/functions/usage_reconcile", json={})
+    ran = httpx.post(f"{sandbox.world.host_url}/admin/functions/usage_reconcile", json={},
+                     headers={"x-functions-key": sandbox.host_keys.master})
     assert ran.status_code == 202
     return Clinic(department, patient_secrets(oracle, patient_id, [completed, no_show]) | {typed_name})
 

@@ -7,12 +7,15 @@ import uuid
 from datetime import UTC, datetime
 
 import azure.functions as func
+import httpx
 import pytest
 
 from functions.notifications import sms_delivery_report
 from sandbox import config
+from sandbox.seed import sandbox_settings
 from shared.notifications.events import DELIVERY_REPORT, RECEIVED
 from shared.notifications.optouts import OptOutStore
+from shared.storage.accounts import TableAccounts
 from shared.storage.config import ConfigRepository, FhirEndpoint
 from shared.storage.ledger import LedgerRepository, day_partition, message_tag
 from tests.security.conftest import every_table_row
@@ -116,3 +119,35 @@ def test_a_reply_that_is_not_a_documented_keyword_does_not_opt_out(world):
     for word in ("CANCEL", "END", "QUIT", "UNSUBSCRIBE", "STOP please", "YES"):
         deliver(RECEIVED, stop_from_patient(endpoint, word), OUR_ACS)
     assert every_table_row(accounts) == before
+
+
+def host_rows(sandbox) -> list[dict]:
+    return every_table_row(TableAccounts(sandbox_settings(sandbox)))
+
+
+def test_event_grid_webhook_without_the_system_key_is_401_and_changes_nothing(sandbox, acs):
+    """Attack: posting forged ACS events straight to the host's Event Grid webhook without its system key."""
+    number = next(iter(acs.numbers))
+    event = {"id": str(uuid.uuid4()), "topic": OUR_ACS, "subject": "/phonenumber/x", "eventType": RECEIVED,
+             "eventTime": "2026-06-10T10:00:00Z", "dataVersion": "1.0",
+             "data": {"MessageId": "m", "From": PATIENT, "To": number, "Message": "STOP",
+                      "ReceivedTimestamp": "2026-06-10T10:00:00Z"}}
+    before = host_rows(sandbox)
+    for code in ("", "guessed-key"):
+        response = httpx.post(f"{sandbox.world.host_url}/runtime/webhooks/eventgrid",
+                              params={"functionName": "sms_delivery_report", **({"code": code} if code else {})},
+                              json=[event], headers={"aeg-event-type": "Notification"}, timeout=10)
+        assert response.status_code == 401
+    assert host_rows(sandbox) == before
+
+
+def test_admin_api_without_the_master_key_cannot_run_the_reminder_timer(sandbox, acs):
+    """Attack: an outsider triggering the SMS timer (a burst of texts) through the host's admin API."""
+    before, accepted = host_rows(sandbox), len(acs.reports)
+    for headers in ({}, {"x-functions-key": sandbox.host_keys.event_grid}):
+        response = httpx.post(f"{sandbox.world.host_url}/admin/functions/sms_notifications", json={},
+                              headers=headers, timeout=10)
+        assert response.status_code == 401
+    listing = httpx.get(f"{sandbox.world.host_url}/admin/functions", timeout=10)
+    assert listing.status_code == 401
+    assert host_rows(sandbox) == before and len(acs.reports) == accepted
