@@ -11,8 +11,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from shared.errors import ConnectorError, Forbidden, InvalidInput, NotFound
 from shared.fhir import FhirClient
-from shared.microsoft import entra
-from shared.portal import licence
+from shared.microsoft import entra, licence
 from shared.settings import get_settings
 from shared.smart import ehr_launch, pkce
 from shared.smart.discovery import smart_configuration
