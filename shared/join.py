@@ -17,7 +17,7 @@ from shared.sms.texts import pick_language
 from shared.storage.accounts import default_accounts
 from shared.storage.config import ConfigRepository, FhirEndpoint
 from shared.storage.usage import UsageRepository
-from shared.tokens import TokenExpired, TokenInvalid, sealer
+from shared.tokens import TokenInvalid, sealer
 
 PAGES = {
     "en": {
@@ -100,14 +100,22 @@ def visit_keys(endpoint_id: str, appointment_id: str) -> tuple[str, ...]:
     return sealer().keyed_hashes("visit", endpoint_id, appointment_id)
 
 
+def ended(appointment: Appointment, now: datetime) -> bool:
+    """Fulfilled, a no-show, or past its (current) end plus the grace: the link no longer opens the visit."""
+    if appointment.status in ("fulfilled", "noshow"):
+        return True
+    start = appointment.start or now
+    end = appointment.end or start + timedelta(hours=1)
+    return now >= end + timedelta(hours=get_settings().link_grace_hours)
+
+
 def join(token: str, accept_language: str = "", now: datetime | None = None) -> JoinOutcome:
     """Redirect to the lobby, or explain kindly why not (expired, tampered, cancelled, too early)."""
     now = now or datetime.now(UTC)
     language = language_from_header(accept_language)
     try:
-        endpoint_id, appointment_id, _expires = sealer().open_link(token, now)
-    except TokenExpired:
-        return patient_page("expired", language)
+        # An expired link still names its appointment: if that moved later, the link follows it (see ended()).
+        endpoint_id, appointment_id, _expires = sealer().open_link(token, now, check_expiry=False)
     except TokenInvalid:
         return patient_page("invalid", language)
     accounts = default_accounts()
@@ -121,9 +129,12 @@ def join(token: str, accept_language: str = "", now: datetime | None = None) -> 
         appointment = fhir.appointment(appointment_id)
         start = appointment.start or now
         opens = start - timedelta(minutes=get_settings().join_window_minutes)
-        if appointment.cancelled or now < opens:
+        over = ended(appointment, now)
+        if over or appointment.cancelled or now < opens:
             # Only pages need the patient's language; the warm path to the lobby reads no Patient.
             language = pick_language(fhir.patient(appointment.patient_id).language, language)
+        if over:
+            return patient_page("expired", language)
         if appointment.cancelled:
             return patient_page("cancelled", language)
         if now < opens:

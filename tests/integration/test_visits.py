@@ -174,7 +174,37 @@ def test_cancelled_appointment_link_gets_a_friendly_page(sandbox, oracle):
     assert expected in response.text
 
 
-def test_expired_link_gets_a_friendly_page_in_the_browser_language(sandbox, oracle):
-    response = httpx.get(sealed_link(sandbox, todays_appointments(oracle)[0], -timedelta(minutes=5)),
+EXPIRED = {"en": "This link has expired", "es": "Este enlace ha caducado", "pt-BR": "Este link expirou"}
+EARLY = {"en": "Come back at", "es": "Vuelva a las", "pt-BR": "Volte"}
+
+
+def test_a_link_to_an_appointment_that_ended_gets_the_expired_page_in_the_patients_language(sandbox, oracle):
+    ended, _name, _mobile = new_appointment(oracle, minutes_from_now=-5 * 60, skip=2)
+    response = httpx.get(sealed_link(sandbox, ended, -timedelta(minutes=5)),
                          headers={"accept-language": "pt-BR,pt;q=0.9,en;q=0.5"})
-    assert response.status_code == 410 and "Este link expirou" in response.text
+    assert response.status_code == 410 and EXPIRED[language_of(oracle, ended)] in response.text
+
+
+def test_a_fulfilled_appointments_link_says_it_has_ended_in_the_patients_language(sandbox, oracle):
+    appointment, _name, _mobile = new_appointment(oracle, minutes_from_now=5, skip=4)
+    oracle.set_status(appointment, "fulfilled")
+    response = httpx.get(sealed_link(sandbox, appointment), follow_redirects=False)
+    assert response.status_code == 410 and EXPIRED[language_of(oracle, appointment)] in response.text
+
+
+def test_an_old_link_follows_its_appointment_when_it_moves_later(sandbox, oracle):
+    appointment, _name, _mobile = new_appointment(oracle, minutes_from_now=-4 * 60, skip=6)
+    link = sealed_link(sandbox, appointment, -timedelta(minutes=30))  # sealed for the old time: expired
+    later = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=1)
+    oracle.reschedule(appointment, later, later + timedelta(minutes=20))
+    response = httpx.get(link, follow_redirects=False)
+    assert response.status_code == 200 and EARLY[language_of(oracle, appointment)] in response.text
+
+
+def test_a_link_to_an_appointment_moved_earlier_that_has_ended_gets_the_expired_page(sandbox, oracle):
+    appointment, _name, _mobile = new_appointment(oracle, minutes_from_now=60, skip=7)
+    link = sealed_link(sandbox, appointment)  # still valid for the old time
+    earlier = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=5)
+    oracle.reschedule(appointment, earlier, earlier + timedelta(minutes=20))
+    response = httpx.get(link, follow_redirects=False)
+    assert response.status_code == 410 and EXPIRED[language_of(oracle, appointment)] in response.text
