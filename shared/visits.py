@@ -48,7 +48,9 @@ def open_visit(visit_ref: str, session_cookie: str | None,
         raise NotSignedIn("Your Cerner session has ended.", next_step=RELAUNCH) from exc
     if (session["tenant"], session["endpoint"]) != (visit["tenant"], visit["endpoint"]):
         raise NotSignedIn("This visit belongs to another Cerner session.", next_step=RELAUNCH)
-    if not visit.get("ehr_user") or visit["ehr_user"] != session.get("ehr_user"):
+    if not visit.get("ehr_user"):  # sealed before visits named their provider: launch again
+        raise LaunchExpired("This visit link is no longer valid.", next_step=RELAUNCH)
+    if visit["ehr_user"] != session.get("ehr_user"):
         raise Forbidden("This visit was opened by another provider.",
                         next_step="Open your own visit from PowerChart: click Teams on the appointment.")
     return visit, session
