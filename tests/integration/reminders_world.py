@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +18,7 @@ import shared.http
 import shared.sms.acs
 import shared.storage.accounts
 import shared.tokens
+from sandbox import config
 from sandbox.oracle.resources import PatientSpec
 from sandbox.oracle.state import TenantData
 from shared.notifications import throttle
@@ -127,3 +130,15 @@ def book(oracle, site: Site, start: datetime, *, minutes: int = 30, language: st
                                             location_id=site.department, start=start, end=end, status=status,
                                             tenant=site.tenant)
     return Booking(site, appointment_id, patient_id, mobile, start, end)
+
+
+@contextmanager
+def demo_sitting_out(accounts) -> Iterator[None]:
+    """The demo organization's SMS consents withdrawn for a while, then given back."""
+    repository = ConfigRepository(accounts)
+    consents = repository.sms_consents(config.ENTRA_TENANT_ID)
+    repository.save_sms_consents(config.ENTRA_TENANT_ID, SmsConsents())
+    try:
+        yield
+    finally:
+        repository.save_sms_consents(config.ENTRA_TENANT_ID, consents)
