@@ -113,6 +113,8 @@ class World:
             "ACS_ENDPOINT": self.acs_url,
             "ACS_ACCESS_KEY": ACS_ACCESS_KEY,
             "ALLOW_PRIVATE_FHIR_HOSTS": "true",
+            # The Oracle stand-in is "localhost"; 127.0.0.1 (the same server) plays an untrusted other host.
+            "TRUSTED_EHR_HOSTS": "localhost",
             "HTTP_TIMEOUT_SECONDS": "5",
             "SMS_SCHEDULE": "0 */5 * * * *",
         }
