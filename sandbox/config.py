@@ -72,6 +72,11 @@ class World:
     def oracle_url(self) -> str:
         return f"https://localhost:{self.ports.oracle}"
 
+    @property
+    def oracle_other_host_url(self) -> str:
+        """The same Oracle stand-in under another host name (127.0.0.1), outside the sandbox's TRUSTED_EHR_HOSTS."""
+        return f"https://127.0.0.1:{self.ports.oracle}"
+
     def fhir_base(self, cerner_tenant: str = CERNER_TEST_TENANT) -> str:
         return f"{self.oracle_url}/r4/{cerner_tenant}"
 

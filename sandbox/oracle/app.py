@@ -27,6 +27,7 @@ def routes() -> list[BaseRoute]:
         Route("/", home),
         Route("/powerchart", powerchart.powerchart),
         Route("/jwk", oauth.jwk),
+        Route("/tenants/{tenant}/jwk", oauth.tenant_jwk),
         Route("/styles/smart-v1.json", oauth.smart_style),
         Route("/errors/{rest:path}", oauth.error_page),
         Route("/tenants/{tenant}/oidc/idsps/{idsp}/.well-known/openid-configuration", oauth.openid_configuration),

@@ -6,7 +6,6 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import jwt
 import pytest
 
 from sandbox import config
@@ -191,48 +190,6 @@ def test_cerner_down_gives_a_dependency_page(sandbox, oracle, browser, signed_in
     oracle.fail_next(f"/Appointment/{appointment}", status=500)
     response = browser.get(launch_url(sandbox, oracle.create_launch(appointment)))
     assert_friendly(response, 502, "Cerner answered HTTP 500")
-
-
-# Forged id_tokens: the app validates signature, audience, issuer and expiry itself --------------------------------
-
-
-def forge(oracle, claims: dict, key=None, algorithm: str = "RS256") -> str:
-    if algorithm == "none":
-        return jwt.encode(claims, None, algorithm="none")
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": oracle.jwks()["keys"][0]["kid"]})
-
-
-@pytest.mark.parametrize("attack", ["alg-none", "wrong-key", "wrong-aud", "expired"])
-def test_forged_id_tokens_are_refused(sandbox, oracle, attack):
-    from shared.errors import ConnectorError
-    from shared.smart.discovery import SmartConfiguration
-    from shared.smart.ehr_launch import verify_identity
-
-    base = sandbox.world.fhir_base()
-    discovery = httpx.get(f"{base}/.well-known/smart-configuration").json()
-    configuration = SmartConfiguration.model_validate(discovery)
-    issuer = discovery.get("issuer") or f"{sandbox.world.oracle_url}/tenants/{config.CERNER_TEST_TENANT}/oidc/idsps/" \
-                                         f"{config.CERNER_TEST_TENANT}/"
-    import time
-
-    now = int(time.time())
-    claims = {"iss": issuer, "sub": "x", "aud": config.SMART_CLIENT_ID, "iat": now, "exp": now + 300,
-              "fhirUser": f"{base}/Practitioner/{PRACTITIONER}"}
-    if attack == "alg-none":
-        token = forge(oracle, claims, algorithm="none")
-    elif attack == "wrong-key":
-        token = forge(oracle, claims)
-    elif attack == "wrong-aud":
-        token = oracle.sign({**claims, "aud": "someone-else"})
-    else:
-        token = oracle.sign({**claims, "iat": now - 7200, "exp": now - 3600})
-    assert oracle.sign(claims)  # the genuine token of the same claims is accepted:
-    assert verify_identity(configuration, oracle.sign(claims), config.SMART_CLIENT_ID)["sub"] == "x"
-    with pytest.raises(ConnectorError):
-        verify_identity(configuration, token, config.SMART_CLIENT_ID)
 
 
 def test_no_open_redirect_through_the_launch(sandbox, oracle):
