@@ -49,7 +49,7 @@ def validate_id_token(token: str, *, jwks_uri: str, issuer: str, audience: str,
             options={"require": ["iss", "aud", "exp", "iat"]}, leeway=LEEWAY_SECONDS,
         )
     except jwt.MissingRequiredClaimError as exc:
-        raise IdTokenInvalid(f"The sign-in answer has no '{exc.claim}' claim.", next_step=NEXT_STEP) from exc
+        raise IdTokenInvalid(f"The sign-in answer has no {exc.claim} claim.", next_step=NEXT_STEP) from exc
     except jwt.ExpiredSignatureError as exc:
         raise IdTokenInvalid("The sign-in answer has expired.", next_step=NEXT_STEP) from exc
     except jwt.ImmatureSignatureError as exc:
