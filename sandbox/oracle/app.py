@@ -41,6 +41,12 @@ def routes() -> list[BaseRoute]:
     ]
 
 
+def host_name(scope: Scope) -> str:
+    """The host name the client addressed (Host header without port)."""
+    host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), "")
+    return host.rsplit(":", 1)[0] if not host.endswith("]") else host
+
+
 class FaultsAndCounts:
     """Counts requests per route and plays the state's planned delays and failures."""
 
@@ -61,7 +67,7 @@ class FaultsAndCounts:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        self.state.count_request(self.label(scope))
+        self.state.count_request(self.label(scope), host_name(scope))
         query = scope.get("query_string", b"").decode("latin-1")
         target = scope["path"] + (f"?{query}" if query else "")
         delay = self.state.take_fault(target, self.state.delays)

@@ -135,6 +135,7 @@ class OracleState:
         self.pkce_required = True
         self.deny_next_authorization = False
         self.request_counts: Counter[str] = Counter()
+        self.requests_by_host: Counter[str] = Counter()
         self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.key_id = secrets.token_hex(8)
         self.clients: dict[str, Client] = {}
@@ -440,7 +441,8 @@ class OracleState:
                     return fault
             return None
 
-    def count_request(self, label: str) -> None:
-        """Count one request for a route label like "GET /r4/{tenant}/Appointment"."""
+    def count_request(self, label: str, host: str = "") -> None:
+        """Count one request for a route label like "GET /r4/{tenant}/Appointment", and for the host name used."""
         with self.lock:
             self.request_counts[label] += 1
+            self.requests_by_host[host] += 1
