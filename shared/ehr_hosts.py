@@ -44,11 +44,15 @@ def url_is_trusted(url: str) -> bool:
 
 def require_trusted(url: str, what: str) -> str:
     """The URL itself when it is on a trusted EHR host over https; else UntrustedEhrHost naming what it was."""
-    if not url_is_trusted(url):
-        try:
-            host = urlsplit(url).hostname or "an unknown host"
-        except ValueError:
-            host = "an unknown host"
-        raise UntrustedEhrHost(f"The Cerner environment's {what} is on {host}, which is not a trusted Oracle Health "
-                               "host, so the connector did not contact it.", next_step=ASK_IT)
-    return url
+    if url_is_trusted(url):
+        return url
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "an unknown host"
+    except ValueError:
+        parts, host = None, "an unknown host"
+    if parts is not None and parts.scheme != "https" and host_is_trusted(host):
+        raise UntrustedEhrHost(f"The Cerner environment's {what} does not use https, so the connector did not "
+                               "contact it.", next_step="Ask IT to check the FHIR base URL: Cerner serves https only.")
+    raise UntrustedEhrHost(f"The Cerner environment's {what} is on {host}, which is not a trusted Oracle Health "
+                           "host, so the connector did not contact it.", next_step=ASK_IT)

@@ -76,3 +76,10 @@ def test_an_unresolvable_host_fails_the_address_check(production_settings):
     with pytest.raises(FhirUrlInvalid) as refused:
         check_address(check_url("https://no-such-host.invalid/r4/t"))
     assert refused.value.check == "address" and "could not be resolved" in refused.value.message
+
+
+@pytest.mark.parametrize("address", ["168.63.129.16", "2002:a9fe:a9fe::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+                                     "64:ff9b::a9fe:a9fe", "64:ff9b:1::1", "100.64.0.1", "0.1.2.3", "240.0.0.1",
+                                     "255.255.255.255", "::a9fe:a9fe", "not-an-address"])
+def test_special_ranges_are_refused_even_in_the_sandbox(address):
+    assert refused_address(address, allow_private=True)
