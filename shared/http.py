@@ -130,10 +130,10 @@ class EhrTransport(httpx.HTTPTransport):
     """https to trusted EHR hosts only, each connection to the address that passed the SSRF filter."""
 
     def __init__(self, resolver: Resolver = system_resolver) -> None:
-        super().__init__()
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=True), network_backend=PinnedBackend(resolver),
-        )
+        ssl_context = httpx.create_ssl_context(trust_env=True)  # SSL_CERT_FILE still names the trusted CAs
+        super().__init__(verify=ssl_context)
+        # httpx builds its pool without a way to pass a network backend: swap in one that pins the resolution.
+        self._pool = httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=PinnedBackend(resolver))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         require_trusted(str(request.url), "address")
