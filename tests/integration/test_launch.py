@@ -9,7 +9,15 @@ import httpx
 import pytest
 
 from sandbox import config
-from tests.integration.launching import PRACTITIONER, PROVIDER, launch_url, patient_name, todays_appointments
+from tests.integration.launching import (
+    PRACTITIONER,
+    PROVIDER,
+    launch_at,
+    launch_url,
+    linked_ehr_users,
+    patient_name,
+    todays_appointments,
+)
 
 
 def ehr_user_rows(accounts, region: str) -> list[dict]:
@@ -215,3 +223,21 @@ def test_no_appointment_today_with_this_provider_gets_its_own_page(sandbox, orac
 
 def test_unknown_environment_name_is_a_400(sandbox, browser):
     assert_friendly(browser.get(launch_url(sandbox, "x", environment="<script>")), 400, "launch link")
+
+
+# Identity checks of tests/security/test_id_token.py, on the same switchable tenants: what passes ------------------
+
+
+def test_genuine_id_token_of_a_switched_tenant_gets_the_provider_through(sandbox, oracle, cerner, accounts,
+                                                                        signed_in_provider):
+    """The tenants the id_token attacks use (tests/security) let a genuine launch through."""
+    response = launch_at(sandbox, oracle, cerner)
+    assert response.status_code == 200 and "/api/visits/" in str(response.url), response.text[:500]
+    assert len(linked_ehr_users(accounts, cerner)) == 1
+
+
+def test_missing_kid_with_a_single_key_is_accepted(sandbox, oracle, cerner, signed_in_provider):
+    """Without kid, the only key of the JWKS is the key (SMART servers may omit kid)."""
+    oracle.forge_next_id_token(cerner.tenant, drop_kid=True)
+    response = launch_at(sandbox, oracle, cerner)
+    assert response.status_code == 200 and "/api/visits/" in str(response.url), response.text[:500]

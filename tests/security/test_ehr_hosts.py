@@ -23,10 +23,10 @@ from shared.smart.discovery import smart_configuration
 from shared.smart.ehr_launch import exchange_code
 from shared.storage.accounts import default_accounts
 from shared.storage.config import ConfigRepository, FhirEndpoint
-from tests.integration.launching import launch_url
+from tests.integration.launching import launch_at, launch_url
 from tests.integration.portal_client import sign_in
 from tests.integration.reminders_world import AppSettings
-from tests.security.conftest import OTHER_HOST, assert_refused_page, launch
+from tests.security.conftest import OTHER_HOST, assert_refused_page
 
 
 @pytest.fixture()
@@ -69,7 +69,7 @@ def test_token_endpoint_on_another_host_gets_no_authorization_code(sandbox, orac
                                                                    nothing_reaches_the_other_host):
     """SMART configuration naming a token endpoint on another host, to harvest authorization codes."""
     oracle.advertise_elsewhere(cerner.tenant, "token", cerner.other_origin)
-    response = launch(sandbox, oracle, cerner)
+    response = launch_at(sandbox, oracle, cerner)
     assert_refused_page(response, 502, f"token endpoint is on {OTHER_HOST}, which is not a trusted Oracle Health host")
 
 
@@ -87,7 +87,7 @@ def test_authorize_endpoint_on_another_host_is_not_where_the_browser_goes(sandbo
 def test_jwks_on_another_host_is_not_fetched(sandbox, oracle, cerner, nothing_reaches_the_other_host):
     """SMART configuration naming a JWKS on another host (keys the attacker controls sign the id_token)."""
     oracle.advertise_elsewhere(cerner.tenant, "jwks", cerner.other_origin)
-    response = launch(sandbox, oracle, cerner)
+    response = launch_at(sandbox, oracle, cerner)
     assert_refused_page(response, 502, f"JWKS URI is on {OTHER_HOST}")
 
 
