@@ -162,7 +162,7 @@ def test_next_link_to_another_host_gets_no_bearer_token(oracle, cerner, app_env,
 
 def test_reminder_run_posts_no_secret_to_a_token_endpoint_on_another_host(oracle, cerner, app_env,
                                                                            nothing_reaches_the_other_host):
-    """The issue's report: a registered URL whose discovery names another host, then one reminder timer run."""
+    """A registered FHIR URL whose discovery later names a token endpoint on another host, then a reminder run."""
     from shared.notifications import run_notifications
 
     repository = ConfigRepository(default_accounts())
