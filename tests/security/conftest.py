@@ -1,19 +1,42 @@
-"""Attacks on the app, run in process against the real handlers, with Azurite as the storage."""
+"""Attacks through the real flows, or on the real handlers in process (Azurite and the sandbox as the world)."""
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any
 
 import azure.functions as func
+import httpx
 import pytest
 from pydantic import SecretStr
 
 import shared.storage.accounts
 from shared.storage.accounts import TableAccounts
+from tests.integration.reminders_world import AppSettings
 
+OTHER_HOST = "127.0.0.1"  # the Oracle stand-in under a name outside the sandbox's TRUSTED_EHR_HOSTS (localhost)
 PUBLIC_URL = "https://connector.contoso-health.example"
+
+
+@pytest.fixture()
+def app_env(sandbox):
+    """The app's settings and singletons pointed at the sandbox, for the app's own code run in this process."""
+    applied = AppSettings(dict(sandbox.settings_env))
+    yield applied
+    applied.undo()
+
+
+def assert_refused_page(response: httpx.Response, status: int, message: str) -> None:
+    """The specific refusal: its status and its message on a friendly page, no stack trace, no visit."""
+    assert response.status_code == status, response.text[:2000]
+    assert message in response.text, response.text[:2000]
+    assert "Reference:" in response.text and "Traceback" not in response.text
+    hops = [*response.history, response]
+    assert not any("/api/visits/" in str(hop.url) for hop in hops), "no visit page was reached"
+    assert not any(re.search(r"ehr_session=[^;]", header)
+                   for hop in hops for header in hop.headers.get_list("set-cookie")), "no Cerner session was opened"
 
 
 @functools.cache
@@ -51,7 +74,7 @@ def every_table_row(accounts: TableAccounts) -> list[dict[str, Any]]:
 
 
 @pytest.fixture()
-def app_env(app_settings, azurite_settings):
+def app_with(app_settings, azurite_settings):
     """The app's settings pointing at the test Azurite; call it with the settings an attack changes."""
 
     def apply(**values: str) -> TableAccounts:

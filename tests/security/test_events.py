@@ -28,9 +28,9 @@ KEYS = {"SEAL_KEYS": "k1:" + base64.b64encode(b"\x55" * 32).decode(), "SEAL_ACTI
 
 
 @pytest.fixture()
-def world(app_env):
+def world(app_with):
     """An organization in emea with one endpoint texting from its own number, and a sent reminder's ledger row."""
-    accounts = app_env(**KEYS)
+    accounts = app_with(**KEYS)
     organization = str(uuid.uuid4())
     repository = ConfigRepository(accounts)
     repository.choose_region(organization, "emea", "test")

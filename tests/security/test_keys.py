@@ -35,60 +35,60 @@ def refused_everywhere(accounts, setting: str) -> None:
     assert every_table_row(accounts) == before
 
 
-def test_published_sample_seal_key_behind_a_public_url_is_refused(app_env):
+def test_published_sample_seal_key_behind_a_public_url_is_refused(app_with):
     """Attack: the app deployed with the published sample SEAL_KEYS, so anyone can forge links and cookies."""
-    accounts = app_env(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=config.SEAL_KEYS, HASH_KEY=OWN_HASH)
+    accounts = app_with(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=config.SEAL_KEYS, HASH_KEY=OWN_HASH)
     refused_everywhere(accounts, "SEAL_KEYS")
 
 
-def test_published_sample_hash_key_behind_a_public_url_is_refused(app_env):
+def test_published_sample_hash_key_behind_a_public_url_is_refused(app_with):
     """Attack: the app deployed with the published HASH_KEY, so table dumps can be matched against phone lists."""
-    accounts = app_env(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=OWN_SEAL, HASH_KEY=config.HASH_KEY)
+    accounts = app_with(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=OWN_SEAL, HASH_KEY=config.HASH_KEY)
     refused_everywhere(accounts, "HASH_KEY")
 
 
-def test_published_key_among_rotated_keys_is_refused(app_env):
+def test_published_key_among_rotated_keys_is_refused(app_with):
     """Attack: a published key kept as an older key in a rotated SEAL_KEYS still opens forged cookies."""
     rotated = f"{OWN_SEAL},{config.SEAL_KEYS.replace('k1:', 'k0:')}"
-    accounts = app_env(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=rotated, HASH_KEY=OWN_HASH)
+    accounts = app_with(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=rotated, HASH_KEY=OWN_HASH)
     refused_everywhere(accounts, "SEAL_KEYS key 'k0'")
 
 
-def test_missing_seal_keys_are_refused(app_env):
+def test_missing_seal_keys_are_refused(app_with):
     """Attack: no SEAL_KEYS at all (a deployment that lost its secret) must not serve unsealed sessions."""
-    accounts = app_env(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS="", HASH_KEY=OWN_HASH)
+    accounts = app_with(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS="", HASH_KEY=OWN_HASH)
     refused_everywhere(accounts, "SEAL_KEYS is missing")
 
 
-def test_missing_hash_key_is_refused(app_env):
+def test_missing_hash_key_is_refused(app_with):
     """Attack: no HASH_KEY, so keyed hashes of phone numbers and appointments would use an empty key."""
-    accounts = app_env(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=OWN_SEAL, HASH_KEY="")
+    accounts = app_with(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=OWN_SEAL, HASH_KEY="")
     refused_everywhere(accounts, "HASH_KEY is missing")
 
 
-def test_seal_key_that_is_not_base64_is_refused(app_env):
+def test_seal_key_that_is_not_base64_is_refused(app_with):
     """Attack: a SEAL_KEYS value that is not base64 (a password pasted in) is refused, not half-decoded."""
-    accounts = app_env(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS="k1:correct horse battery staple!", HASH_KEY=OWN_HASH)
+    accounts = app_with(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS="k1:correct horse battery staple!", HASH_KEY=OWN_HASH)
     refused_everywhere(accounts, "SEAL_KEYS key 'k1' is not valid base64")
 
 
-def test_short_hash_key_is_refused(app_env):
+def test_short_hash_key_is_refused(app_with):
     """Attack: a 9-byte HASH_KEY that a table dump could brute-force."""
-    accounts = app_env(PUBLIC_BASE_URL="http://127.0.0.1:7071", SEAL_KEYS=OWN_SEAL,
+    accounts = app_with(PUBLIC_BASE_URL="http://127.0.0.1:7071", SEAL_KEYS=OWN_SEAL,
                        HASH_KEY=base64.b64encode(b"short-key").decode())
     refused_everywhere(accounts, "HASH_KEY is 9 bytes")
 
 
-def test_unresolved_key_vault_reference_is_refused(app_env):
+def test_unresolved_key_vault_reference_is_refused(app_with):
     """Attack: Key Vault unreachable, the platform leaves the reference string, which must not become the key."""
     reference = "@Microsoft.KeyVault(SecretUri=https://kv-connector.vault.azure.net/secrets/seal-keys/)"
-    accounts = app_env(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=reference, HASH_KEY=OWN_HASH)
+    accounts = app_with(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=reference, HASH_KEY=OWN_HASH)
     refused_everywhere(accounts, "SEAL_KEYS is an unresolved Key Vault reference")
 
 
-def test_health_is_503_naming_the_published_key(app_env):
+def test_health_is_503_naming_the_published_key(app_with):
     """Attack: a published key behind a public URL passes health checks and gets traffic routed to it."""
-    app_env(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=OWN_SEAL, HASH_KEY=config.HASH_KEY, ENTRA_TENANT_ID="",
+    app_with(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=OWN_SEAL, HASH_KEY=config.HASH_KEY, ENTRA_TENANT_ID="",
             ACS_ENDPOINT="")
     response = health(http_request("GET", "health"))
     assert response.status_code == 503
@@ -98,9 +98,9 @@ def test_health_is_503_naming_the_published_key(app_env):
     assert config.HASH_KEY not in response.get_body().decode()
 
 
-def test_sms_event_with_a_published_key_is_refused_and_stores_nothing(app_env):
+def test_sms_event_with_a_published_key_is_refused_and_stores_nothing(app_with):
     """Attack: with the published HASH_KEY, a STOP event would store a phone hash anyone can recompute."""
-    accounts = app_env(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=OWN_SEAL, HASH_KEY=config.HASH_KEY)
+    accounts = app_with(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=OWN_SEAL, HASH_KEY=config.HASH_KEY)
     before = every_table_row(accounts)
     event = {"From": "+13125550142", "To": "+18335550100", "Message": "STOP",
              "ReceivedTimestamp": "2026-06-10T00:27:45.32Z"}
@@ -109,9 +109,9 @@ def test_sms_event_with_a_published_key_is_refused_and_stores_nothing(app_env):
     assert every_table_row(accounts) == before
 
 
-def test_reminder_job_with_a_published_key_sends_nothing(app_env):
+def test_reminder_job_with_a_published_key_sends_nothing(app_with):
     """Attack: the reminder timer runs with a published SEAL_KEYS and texts links anyone could forge."""
-    accounts = app_env(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=config.SEAL_KEYS, HASH_KEY=OWN_HASH)
+    accounts = app_with(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=config.SEAL_KEYS, HASH_KEY=OWN_HASH)
     before = every_table_row(accounts)
     with pytest.raises(UnsafeKeys, match="SEAL_KEYS"):
         run_notifications(datetime.now(UTC), accounts=accounts)
