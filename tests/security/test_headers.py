@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+from functions.join import patient_join
 from functions.visits import visit_page
 from shared.launch import SESSION_COOKIE
 from shared.tokens import cookie_header, sealer
@@ -51,6 +52,18 @@ def test_provider_page_may_be_framed_only_by_the_configured_hospital(app_with):
     assert policy.endswith("frame-ancestors https://portal.contoso-health.example")
     app_with(**OWN_KEYS, PROVIDER_FRAME_ANCESTORS="")
     assert provider_page_policy("n0nce").endswith("frame-ancestors 'none'")
+
+
+def test_provider_error_pages_follow_the_hospital_setting_and_patient_pages_stay_unframeable(app_with):
+    """Attack: framing a patient page under the hospital's allowance, which is for provider pages only."""
+    app_with(**OWN_KEYS, PROVIDER_FRAME_ANCESTORS="https://portal.contoso-health.example")
+    provider = visit_page(http_request("GET", "visits/x", route_params={"visit": "x"}))
+    assert provider.status_code == 400
+    assert provider.headers["Content-Security-Policy"].endswith("frame-ancestors https://portal.contoso-health.example")
+    assert "X-Frame-Options" not in provider.headers
+    joined = patient_join(http_request("GET", "join/x", route_params={"token": "x"}))
+    assert "frame-ancestors 'none'" in joined.headers["Content-Security-Policy"]
+    assert joined.headers["X-Frame-Options"] == "DENY"
 
 
 def test_a_session_cookie_tossed_without_the_host_prefix_is_ignored(app_with):
