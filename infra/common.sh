@@ -78,12 +78,14 @@ retry() {
       note "gave up after ${waited} s waiting for $what"
       return 1
     fi
-    note "waiting for $what: attempt $attempt failed ($(grep -m1 -oE -- "$pattern.{0,80}" "$errors" | head -c 120)); retry in ${delay} s (waited ${waited} s of ${timeout} s)"
+    note "waiting for $what: attempt $attempt failed ($(grep -m1 -oE -- "$pattern.{0,80}" "$errors" | head -c 120 || true)); retry in ${delay} s (waited ${waited} s of ${timeout} s)"
     sleep "$delay"
     waited=$((waited + delay))
     delay=$((delay * 2 > 60 ? 60 : delay * 2))
     attempt=$((attempt + 1))
   done
+  # The successful attempt's own messages (warnings, build output) still reach the terminal.
+  cat "$errors" >&2
   rm -f "$errors"
 }
 
