@@ -30,10 +30,17 @@ def directory_users(entra, *users: EntraUser) -> Iterator[None]:
 
 
 def config_rows(accounts, partition: str) -> list[dict]:
-    """Everything the app's config table holds under one partition (a tenant id or the URL index)."""
+    """The configuration stored under one partition (a tenant id or the URL index); sessions are not configuration."""
     table = accounts.table("config")
-    return sorted((dict(r) for r in table.query_entities("PartitionKey eq @pk", parameters={"pk": partition})),
-                  key=lambda r: r["RowKey"])
+    rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": partition})
+    return sorted((dict(r) for r in rows if r.get("Kind") != "portal_session"), key=lambda r: r["RowKey"])
+
+
+def session_rows(accounts, partition: str) -> list[dict]:
+    """The server-side portal sessions of a tenant."""
+    rows = accounts.table("config").query_entities("PartitionKey eq @pk and Kind eq 'portal_session'",
+                                                   parameters={"pk": partition})
+    return [dict(r) for r in rows]
 
 
 def index_owner(accounts, endpoint_id: str) -> str | None:

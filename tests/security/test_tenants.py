@@ -20,7 +20,7 @@ from shared.storage.portal_sessions import PortalSession, PortalSessionRepositor
 from shared.tokens import Sealer
 from tests.integration.launching import launch_url
 from tests.integration.portal_client import JSON
-from tests.security.portal_world import UNLISTED_ADMIN, config_rows, directory_users
+from tests.security.portal_world import UNLISTED_ADMIN, config_rows, directory_users, session_rows
 
 
 def test_an_admin_of_a_tenant_not_on_allowed_tenants_gets_a_403_page_and_no_session(sandbox, entra, accounts):
@@ -35,7 +35,8 @@ def test_an_admin_of_a_tenant_not_on_allowed_tenants_gets_a_403_page_and_no_sess
     assert "not allowed to use this connector" in page.text and "ALLOWED_TENANTS" in page.text
     assert not any(c.startswith("portal_session=") and "Max-Age=3600" in c for c in cookies), "no session cookie"
     assert me.status_code == 401
-    assert config_rows(accounts, config.UNLISTED_TENANT_ID) == before == [], "no session row, nothing stored"
+    assert config_rows(accounts, config.UNLISTED_TENANT_ID) == before == [], "nothing stored"
+    assert session_rows(accounts, config.UNLISTED_TENANT_ID) == [], "no server-side session"
 
 
 def test_a_session_issued_before_the_tenant_left_allowed_tenants_no_longer_works(sandbox, accounts):
@@ -49,11 +50,15 @@ def test_a_session_issued_before_the_tenant_left_allowed_tenants_no_longer_works
     cookie = sealer.seal_json({"sid": "sid-1", "tid": config.UNLISTED_TENANT_ID, "oid": UNLISTED_ADMIN.oid,
                                "name": "", "csrf": "token"}, 3600, "portal-session")
     before = config_rows(accounts, config.UNLISTED_TENANT_ID)
-    with httpx.Client(base_url=sandbox.world.host_url, timeout=30) as http:
-        http.cookies.set("portal_session", cookie)
-        refused = http.put("/api/portal/region", json={"region": "emea"},
-                           headers={**JSON, "X-CSRF-Token": "token"})
-        listed = http.get("/api/portal/endpoints", headers=JSON)
+    try:
+        with httpx.Client(base_url=sandbox.world.host_url, timeout=30) as http:
+            http.cookies.set("portal_session", cookie)
+            refused = http.put("/api/portal/region", json={"region": "emea"},
+                               headers={**JSON, "X-CSRF-Token": "token"})
+            listed = http.get("/api/portal/endpoints", headers=JSON)
+    finally:
+        key = sealer.keyed_hash("portal-session", "sid-1")
+        PortalSessionRepository(accounts).revoke(config.UNLISTED_TENANT_ID, key)
     assert refused.status_code == listed.status_code == 403
     assert refused.json()["error"] == "tenant_not_allowed"
     assert config_rows(accounts, config.UNLISTED_TENANT_ID) == before, "no region pinned, nothing else stored"
