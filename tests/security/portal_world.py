@@ -46,3 +46,19 @@ def session_rows(accounts, partition: str) -> list[dict]:
 def index_owner(accounts, endpoint_id: str) -> str | None:
     rows = [r for r in config_rows(accounts, "fhir_index") if r["RowKey"] == endpoint_id]
     return rows[0]["tenant_id"] if rows else None
+
+
+@contextlib.contextmanager
+def region_chosen(accounts, portal) -> Iterator[str]:
+    """The portal's organization has a data region for the duration; one chosen here is un-pinned afterwards,
+    so tests that meet the organization fresh still do."""
+    table = accounts.table("config")
+    tenant = portal.me["tenant_id"]
+    fresh = not [r for r in config_rows(accounts, tenant) if r["RowKey"] == "organization"]
+    if fresh:
+        assert portal.send("PUT", "region", {"region": "americas"}).status_code == 200
+    try:
+        yield portal.get("region").json()["region"]
+    finally:
+        if fresh:
+            table.delete_entity(tenant, "organization")

@@ -12,7 +12,7 @@ from sandbox import config
 from sandbox.entra import ADMIN_UPN, OTHER_ADMIN_UPN, EntraUser
 from shared.storage.config import ConfigRepository, endpoint_id_for
 from tests.integration.portal_client import Portal, sign_in
-from tests.security.portal_world import MEMBER, config_rows, directory_users, index_owner
+from tests.security.portal_world import MEMBER, config_rows, directory_users, index_owner, region_chosen
 
 NEW_ADMINS = [EntraUser(f"4d3c2b1a-0f9e-4d8c-b7a6-5f4e3d2c1b0{i}", config.NEW_TENANT_ID,
                         f"admin{i}@northwind-clinic.example", f"Northwind Admin {i}", (config.GLOBAL_ADMIN, MEMBER))
@@ -69,25 +69,26 @@ def test_two_organizations_registering_one_url_at_once_cannot_both_own_it(sandbo
     """Admins of two organizations register the same Cerner URL at the same moment, to take it over."""
     contoso, fabrikam = sign_in(sandbox, ADMIN_UPN), sign_in(sandbox, OTHER_ADMIN_UPN)
     try:
-        assert fabrikam.send("PUT", "region", {"region": "americas"}).status_code in (200, 409)
-        tenants = [contoso.me["tenant_id"], fabrikam.me["tenant_id"]]
-        organizers = ["virtual.appointments@contoso-health.example", "admin@fabrikam-clinic.example"]
-        for attempt in range(3):
-            base_url = f"{fhir_server}/r4/good-race-{attempt}"
-            endpoint_id = endpoint_id_for(base_url)
-            answers = at_once([contoso, fabrikam], lambda i, p, url=base_url: p.send("POST", "endpoints", {
-                "base_url": url, "environment": "test", "display_name": f"Race {i}", "departments": [],
-                "organizer": organizers[i]}))
-            assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
-            winner = tenants[[a.status_code for a in answers].index(201)]
-            loser = tenants[1 - tenants.index(winner)]
-            assert index_owner(accounts, endpoint_id) == winner
-            owners = [t for t in tenants if any(r["RowKey"] == f"fhir:{endpoint_id}" for r in config_rows(accounts, t))]
-            assert owners == [winner], "only the winner holds an entry; nothing was stored for the other"
-            refused = answers[tenants.index(loser)].json()
-            assert refused["message"].startswith("This FHIR base URL is already registered")
-            portal = contoso if winner == tenants[0] else fabrikam
-            assert portal.send("DELETE", f"endpoints/{endpoint_id}?confirm=true").status_code == 200
+        with region_chosen(accounts, fabrikam):
+            tenants = [contoso.me["tenant_id"], fabrikam.me["tenant_id"]]
+            organizers = ["virtual.appointments@contoso-health.example", "admin@fabrikam-clinic.example"]
+            for attempt in range(3):
+                base_url = f"{fhir_server}/r4/good-race-{attempt}"
+                endpoint_id = endpoint_id_for(base_url)
+                answers = at_once([contoso, fabrikam], lambda i, p, url=base_url: p.send("POST", "endpoints", {
+                    "base_url": url, "environment": "test", "display_name": f"Race {i}", "departments": [],
+                    "organizer": organizers[i]}))
+                assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+                winner = tenants[[a.status_code for a in answers].index(201)]
+                loser = tenants[1 - tenants.index(winner)]
+                assert index_owner(accounts, endpoint_id) == winner
+                owners = [t for t in tenants
+                          if any(r["RowKey"] == f"fhir:{endpoint_id}" for r in config_rows(accounts, t))]
+                assert owners == [winner], "only the winner holds an entry; nothing was stored for the other"
+                refused = answers[tenants.index(loser)].json()
+                assert refused["message"].startswith("This FHIR base URL is already registered")
+                portal = contoso if winner == tenants[0] else fabrikam
+                assert portal.send("DELETE", f"endpoints/{endpoint_id}?confirm=true").status_code == 200
     finally:
         contoso.http.close()
         fabrikam.http.close()

@@ -10,7 +10,7 @@ from sandbox import config
 from sandbox.entra import ADMIN_UPN, OTHER_ADMIN_UPN
 from shared.storage.config import ConfigRepository, FhirEndpoint, endpoint_id_for
 from tests.integration.portal_client import sign_in
-from tests.security.portal_world import config_rows
+from tests.security.portal_world import config_rows, region_chosen
 
 ORGANIZER = "virtual.appointments@fabrikam-clinic.example"
 # A URL on the default https port can only be spelled with ":443" if it was registered without a port.
@@ -41,10 +41,10 @@ def contoso(sandbox):
 
 
 @pytest.fixture(scope="module")
-def fabrikam(sandbox):
+def fabrikam(sandbox, accounts):
     portal = sign_in(sandbox, OTHER_ADMIN_UPN)
-    assert portal.send("PUT", "region", {"region": "americas"}).status_code in (200, 409)
-    yield portal
+    with region_chosen(accounts, portal):
+        yield portal
     portal.http.close()
 
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 
 import httpx
 import pytest
 
 from sandbox import config
-from sandbox.entra import ADMIN_UPN, OTHER_ADMIN_UPN
+from sandbox.entra import ADMIN_UPN, OTHER_ADMIN_UPN, EntraUser
 from shared.storage.ehrusers import EhrUserRepository
 from tests.integration.portal_client import JSON, sign_in
-from tests.security.portal_world import config_rows, index_owner
+from tests.security.portal_world import MEMBER, config_rows, directory_users, index_owner, region_chosen
 
 ORGANIZER = "virtual.appointments@contoso-health.example"
+NORTHWIND_ADMIN = EntraUser("4d3c2b1a-0f9e-4d8c-b7a6-5f4e3d2c1b99", config.NEW_TENANT_ID,
+                            "it.lead@northwind-clinic.example", "Northwind IT Lead", (config.GLOBAL_ADMIN, MEMBER))
 
 
 @pytest.fixture(scope="module")
@@ -124,10 +127,56 @@ def test_a_removed_urls_provider_links_do_not_pass_to_the_next_organization(sand
 
     other = sign_in(sandbox, OTHER_ADMIN_UPN)
     try:
-        assert other.send("PUT", "region", {"region": "americas"}).status_code in (200, 409)
-        taken = other.send("POST", "endpoints", endpoint_body(base_url, "admin@fabrikam-clinic.example"))
-        assert taken.status_code == 201, taken.text
-        assert links.lookup("americas", endpoint_id, ehr_user) is None, "no Contoso provider link carried over"
+        with region_chosen(accounts, other) as region:
+            taken = other.send("POST", "endpoints", endpoint_body(base_url, "admin@fabrikam-clinic.example"))
+            assert taken.status_code == 201, taken.text
+            assert links.lookup(region, endpoint_id, ehr_user) is None, "no Contoso provider link carried over"
+            assert other.send("DELETE", f"endpoints/{endpoint_id}?confirm=true").status_code == 200
     finally:
-        other.send("DELETE", f"endpoints/{endpoint_id}?confirm=true")
         other.http.close()
+
+
+def wait_for(check, seconds: float = 30.0):
+    """Poll until `check()` returns something truthy (the portal re-reads roles every PORTAL_ROLE_CHECK_SECONDS)."""
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        assert time.monotonic() < deadline, "the portal did not notice the change in Entra"
+        time.sleep(0.2)
+    return result
+
+
+def test_a_global_administrator_role_removed_in_entra_stops_writing_within_minutes(sandbox, entra, accounts):
+    """An administrator whose Global Administrator role was removed in Entra keeps changing the configuration."""
+    user = NORTHWIND_ADMIN
+    with directory_users(entra, user):
+        portal = sign_in(sandbox, user.upn)
+        try:
+            assert portal.me["can_write"]
+            entra.add_user(replace(user, wids=(config.GLOBAL_READER, MEMBER)))  # demoted to a reader in Entra
+            wait_for(lambda: portal.get("me").json().get("role") == "Global Reader")
+            before = config_rows(accounts, config.NEW_TENANT_ID)
+            refused = portal.send("PUT", "sms/consents", {"consent_send": True, "consent_attendees": True})
+            assert refused.status_code == 403 and refused.json()["error"] == "read_only"
+            entra.add_user(replace(user, wids=(MEMBER,)))  # then no admin role at all
+            gone = wait_for(lambda: (r := portal.get("endpoints")).status_code != 200 and r)
+            assert gone.status_code == 403 and gone.json()["error"] == "role_missing"
+            assert portal.get("me").status_code == 401, "the session was revoked"
+            assert config_rows(accounts, config.NEW_TENANT_ID) == before, "nothing changed"
+        finally:
+            portal.http.close()
+
+
+def test_a_user_deleted_in_entra_loses_the_portal_within_minutes(sandbox, entra, accounts):
+    """An administrator deleted from the directory keeps using an open portal session."""
+    user = replace(NORTHWIND_ADMIN, oid="4d3c2b1a-0f9e-4d8c-b7a6-5f4e3d2c1baa", upn="leaver@northwind-clinic.example")
+    with directory_users(entra, user):
+        portal = sign_in(sandbox, user.upn)
+    try:
+        ended = wait_for(lambda: (r := portal.get("me")).status_code != 200 and r)
+        assert ended.status_code == 401 and ended.json()["error"] == "not_signed_in"
+        before = config_rows(accounts, config.NEW_TENANT_ID)
+        refused = portal.send("PUT", "region", {"region": "apac"})
+        assert refused.status_code == 401
+        assert config_rows(accounts, config.NEW_TENANT_ID) == before, "nothing changed"
+    finally:
+        portal.http.close()
