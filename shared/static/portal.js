@@ -250,8 +250,9 @@
     $("consent-send").checked = consents.consent_send;
     $("consent-attendees").checked = consents.consent_attendees;
     const recorded = [consents.consent_send_at, consents.consent_attendees_at].filter(Boolean).map(whenText);
+    const who = consents.consent_send_by_you && consents.consent_attendees_by_you ? ", given by you" : "";
     $("consent-record").textContent = consents.complete
-      ? `Both consents are recorded (${recorded.join(" and ")}).`
+      ? `Both consents are recorded (${recorded.join(" and ")}${who}).`
       : "SMS stays off until both consents are given.";
   }
 
