@@ -122,8 +122,12 @@ def refresh_sign_in(refresh_token: str, tenant: str) -> tuple[dict[str, Any], st
     """Fresh, verified id_token claims for a signed-in user (Entra issues them with the roles held now)."""
     if not refresh_token:
         raise SignInFailed("Your Microsoft sign-in can no longer be renewed.", next_step="Sign in again.")
-    with dependency("entra"):
-        result = confidential_app(tenant).acquire_token_by_refresh_token(refresh_token, scopes=SIGN_IN_SCOPES)
+    try:
+        with dependency("entra"):
+            result = confidential_app(tenant).acquire_token_by_refresh_token(refresh_token, scopes=SIGN_IN_SCOPES)
+    except ValueError as exc:  # msal could not load the tenant's authority (discovery refused)
+        raise DependencyFailed("Microsoft Entra ID did not confirm your roles just now.",
+                               next_step="Try again in a minute.") from exc
     if "id_token" not in result:
         if result.get("error") in ("invalid_grant", "interaction_required", "invalid_client"):
             raise SignInFailed("Microsoft no longer accepts your sign-in (your account or its access changed).",

@@ -168,15 +168,17 @@ def test_a_global_administrator_role_removed_in_entra_stops_writing_within_minut
 
 def test_a_user_deleted_in_entra_loses_the_portal_within_minutes(sandbox, entra, accounts):
     """An administrator deleted from the directory keeps using an open portal session."""
-    user = replace(NORTHWIND_ADMIN, oid="4d3c2b1a-0f9e-4d8c-b7a6-5f4e3d2c1baa", upn="leaver@northwind-clinic.example")
-    with directory_users(entra, user):
-        portal = sign_in(sandbox, user.upn)
-    try:
-        ended = wait_for(lambda: (r := portal.get("me")).status_code != 200 and r)
-        assert ended.status_code == 401 and ended.json()["error"] == "not_signed_in"
-        before = config_rows(accounts, config.NEW_TENANT_ID)
-        refused = portal.send("PUT", "region", {"region": "apac"})
-        assert refused.status_code == 401
-        assert config_rows(accounts, config.NEW_TENANT_ID) == before, "nothing changed"
-    finally:
-        portal.http.close()
+    leaver = replace(NORTHWIND_ADMIN, oid="4d3c2b1a-0f9e-4d8c-b7a6-5f4e3d2c1baa", upn="leaver@northwind-clinic.example")
+    with directory_users(entra, NORTHWIND_ADMIN, leaver):
+        portal = sign_in(sandbox, leaver.upn)
+        try:
+            with entra.lock:
+                entra.users = [u for u in entra.users if u.oid != leaver.oid]  # deleted in Entra
+            ended = wait_for(lambda: (r := portal.get("me")).status_code != 200 and r)
+            assert ended.status_code == 401 and ended.json()["error"] == "not_signed_in"
+            before = config_rows(accounts, config.NEW_TENANT_ID)
+            refused = portal.send("PUT", "region", {"region": "apac"})
+            assert refused.status_code == 401
+            assert config_rows(accounts, config.NEW_TENANT_ID) == before, "nothing changed"
+        finally:
+            portal.http.close()
