@@ -14,7 +14,7 @@ from tests.security.portal_world import config_rows, region_chosen
 
 ORGANIZER = "virtual.appointments@fabrikam-clinic.example"
 # A URL on the default https port can only be spelled with ":443" if it was registered without a port.
-PORTLESS = "https://fhir-ehr.cerner.example/r4/0b8a0111-aliases"
+PORTLESS = "https://localhost/r4/0b8a0111-aliases"  # localhost: a trusted EHR host in the sandbox
 
 
 def aliases_of(base: str) -> list[str]:
@@ -86,7 +86,7 @@ def test_an_organization_cannot_register_its_own_url_twice_under_an_alias(sandbo
 
 def test_the_default_port_is_no_new_url(fabrikam, portless, accounts):
     """Another organization registers a URL again with its default port (:443) spelled out."""
-    alias = PORTLESS.replace(".example/", ".EXAMPLE:443/") + "/"
+    alias = PORTLESS.replace("localhost/", "LOCALHOST:443/") + "/"
     assert endpoint_id_for(alias) == portless.id
     before = config_rows(accounts, "fhir_index")
     refused = fabrikam.send("POST", "endpoints/validate", {"base_url": alias, "environment": "production"})
