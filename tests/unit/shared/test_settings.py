@@ -86,3 +86,13 @@ def test_loopback_urls():
     assert is_loopback_url("http://[::1]:7071") and is_loopback_url("http://127.8.0.1")
     assert not is_loopback_url("https://connector.example") and not is_loopback_url("https://10.0.0.4")
     assert not is_loopback_url("https://127.0.0.1.nip.io")
+
+
+def test_only_the_deployments_own_tenant_is_allowed_unless_others_are_listed():
+    own = "3C1F7D52-9A61-4B0E-8C55-2F7A1D9E6B40"
+    settings = Settings(entra_tenant_id=own)
+    assert settings.allowed_tenant_ids == {own.lower()}
+    assert settings.tenant_allowed(own.lower()) and not settings.tenant_allowed("a8e2b6c4-1d3f-4e5a-9b7c-0f6e2d4c8a10")
+    assert not settings.tenant_allowed(None) and not Settings().allowed_tenant_ids
+    listed = Settings(entra_tenant_id=own, allowed_tenants=" a8e2b6c4-1d3f-4e5a-9b7c-0f6e2d4c8a10 ,")
+    assert listed.allowed_tenant_ids == {"a8e2b6c4-1d3f-4e5a-9b7c-0f6e2d4c8a10"}, "the list replaces the default"
