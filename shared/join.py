@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from shared.errors import ConnectorError
 from shared.fhir import Appointment, FhirClient
 from shared.microsoft.graph import GraphClient
-from shared.microsoft.meetings import patient_join_url
+from shared.microsoft.meetings import JoinLinkMemory, patient_join_url
 from shared.pages import render
 from shared.settings import get_settings
 from shared.smart.backend_services import system_token
@@ -124,7 +124,8 @@ def join(token: str, accept_language: str = "", now: datetime | None = None) -> 
             zone = ZoneInfo(endpoint.time_zone)
             return patient_page("early", language, start=start.astimezone(zone).strftime("%d/%m %H:%M"),
                                 opens=opens.astimezone(zone).strftime("%H:%M"))
-        location = patient_join_url(GraphClient(tenant_id), endpoint, appointment)
+        memory = JoinLinkMemory(config, tenant_id)
+        location = patient_join_url(GraphClient(tenant_id), endpoint, appointment, memory)
     except ConnectorError:
         return patient_page("unavailable", language)
     UsageRepository(accounts).record(

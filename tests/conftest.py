@@ -98,3 +98,26 @@ def signed_in_provider(entra):
     entra.auto_sign_in_upn = PROVIDER
     yield
     entra.auto_sign_in_upn = None
+
+
+JOIN_LINK_MODES = ("virtual-appointment link", "meeting link")
+
+
+@pytest.fixture(params=JOIN_LINK_MODES)
+def join_link_mode(request, graph, accounts) -> str:
+    """Patient joins run twice: Graph gives the app the virtual-appointment link, and Graph refuses it to app-only
+    tokens (as its current documentation says), so patients get the meeting's own link."""
+    from sandbox import config
+    from shared.storage.config import ConfigRepository
+
+    repository = ConfigRepository(accounts)
+
+    def forget() -> None:
+        for endpoint in repository.endpoints(config.ENTRA_TENANT_ID):
+            repository.forget_join_link_choice(config.ENTRA_TENANT_ID, endpoint.id)
+
+    forget()
+    graph.refuse_app_only_join_link = request.param == "meeting link"
+    yield request.param
+    graph.refuse_app_only_join_link = False
+    forget()

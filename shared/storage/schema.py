@@ -24,6 +24,8 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
         }),
         "phone_number": frozenset({"number", "country", "status", "verification", "operation", "error", "updated_at"}),
         "licence": frozenset({"state", "skus", "checked_at"}),
+        # Per FHIR endpoint: Graph refused the virtual-appointment join link, so patients get the meeting link.
+        "join_link": frozenset({"mode", "reason", "reference", "decided_at"}),
     },
     "ehrusers": {
         "ehr_user": frozenset({"entra_oid", "linked_at"}),
