@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from shared.errors import ConnectorError
+from shared.errors import ConnectorError, NotFound
 from shared.fhir import Appointment, FhirClient
 from shared.microsoft.graph import GraphClient
 from shared.microsoft.meetings import JoinLinkMemory, patient_join_url
@@ -112,7 +112,10 @@ def join(token: str, accept_language: str = "", now: datetime | None = None) -> 
     tenant_id, endpoint = found
     try:
         fhir = FhirClient(endpoint.base_url, system_token(endpoint.base_url))
-        appointment = fhir.appointment(appointment_id)
+        try:
+            appointment = fhir.appointment(appointment_id)
+        except NotFound:  # deleted in Cerner, or never there: the link is of no use, trying again won't help
+            return patient_page("invalid", language)
         start = appointment.start or now
         opens = start - timedelta(minutes=get_settings().join_window_minutes)
         if appointment.cancelled or now < opens:

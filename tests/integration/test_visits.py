@@ -212,3 +212,9 @@ def test_expired_link_gets_a_friendly_page_in_the_browser_language(sandbox, orac
     response = httpx.get(sealed_link(sandbox, todays_appointments(oracle)[0], -timedelta(minutes=5)),
                          headers={"accept-language": "pt-BR,pt;q=0.9,en;q=0.5"})
     assert response.status_code == 410 and "Este link expirou" in response.text
+
+
+def test_link_to_an_appointment_cerner_does_not_have_says_the_link_is_not_valid(sandbox):
+    """Found by the fuzzer: this was a 503 "try again in a few minutes", which never helps."""
+    response = httpx.get(sealed_link(sandbox, "98765432109876"), headers={"accept-language": "en"})
+    assert response.status_code == 404 and "This link isn&#39;t valid" in response.text
