@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test
+.PHONY: run test fuzz security-catalogue
 
 $(STAMP): requirements.txt requirements-dev.txt package.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,3 +18,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The fuzz tests with a bigger budget than CI's 2,000 cases (FUZZ_CASES=... to choose another).
+FUZZ_CASES ?= 20000
+fuzz: $(STAMP)
+	FUZZ_CASES=$(FUZZ_CASES) $(BIN)/python -m pytest tests/fuzz
+
+# Rewrite SECURITY.md's attack catalogue from the docstrings of tests/security/.
+security-catalogue:
+	$(BIN)/python -m tests.security.catalogue --write
