@@ -33,10 +33,13 @@ _LINK_REFUSALS = frozenset({401, 403, 404})
 def _not_supported(response: httpx.Response) -> bool:
     """An error whose code or message says the call is not supported (as for withdrawn app-only access)."""
     try:
-        error = response.json().get("error") or {}
+        body = response.json()
     except ValueError:
         return False
-    text = f"{error.get('code', '')} {error.get('message', '')}".lower() if isinstance(error, dict) else ""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return False
+    text = f"{error.get('code', '')} {error.get('message', '')}".lower()
     return "notsupported" in text.replace(" ", "") or "not supported" in text
 
 
