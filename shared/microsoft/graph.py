@@ -104,7 +104,7 @@ class GraphClient:
         path = f"/users/{organizer}/onlineMeetings/{meeting_id}/getVirtualAppointmentJoinWebUrl"
         response = self.request("GET", path)
         if response.status_code in _LINK_REFUSALS or (response.status_code >= 400 and _not_supported(response)):
-            raise VirtualAppointmentLinkRefused(f"Microsoft Graph answered HTTP {response.status_code}.")
+            raise VirtualAppointmentLinkRefused(f"Microsoft Graph answered HTTP {response.status_code}")
         return self.raise_for_status(response, organizer).json()["value"]
 
     def attendance_reports(self, organizer: str, meeting_id: str) -> list[dict[str, Any]]:

@@ -97,7 +97,7 @@ def patient_link_notice(choice: JoinLinkChoice | None) -> dict[str, Any] | None:
             f"({choice.reason}), so patients get the Teams meeting's own link. On a computer they still join "
             "from the browser without an account and wait in the lobby. On a phone that link may ask them to "
             "open or install the Teams app first (browser join on phones is what the virtual-appointment link "
-            "adds). The connector asks Graph again every few hours. Reference " + choice.reference + "."
+            "adds). The connector asks Graph again 6 hours after it refused. Reference " + choice.reference + "."
         ),
     }
 
