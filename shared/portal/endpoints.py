@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from shared.errors import Conflict, InvalidInput, NotFound
+from shared.microsoft.meetings import MEETING_LINK_MEMORY
 from shared.portal.auth import Credentials, authenticate
 from shared.portal.inputs import Strict, parse_body
 from shared.portal.validation import FhirUrlInvalid, check_url, validate
@@ -90,6 +91,7 @@ def patient_link_notice(choice: JoinLinkChoice | None) -> dict[str, Any] | None:
     if choice is None:
         return None
     when = choice.decided_at.strftime("%Y-%m-%d %H:%M UTC")
+    hours = int(MEETING_LINK_MEMORY.total_seconds() // 3600)
     return {
         "mode": choice.mode, "since": choice.decided_at.isoformat(), "reference": choice.reference,
         "message": (
@@ -97,7 +99,7 @@ def patient_link_notice(choice: JoinLinkChoice | None) -> dict[str, Any] | None:
             f"({choice.reason}), so patients get the Teams meeting's own link. On a computer they still join "
             "from the browser without an account and wait in the lobby. On a phone that link may ask them to "
             "open or install the Teams app first (browser join on phones is what the virtual-appointment link "
-            "adds). The connector asks Graph again 6 hours after it refused. Reference " + choice.reference + "."
+            f"adds). The connector asks Graph again {hours} hours after it refused. Reference {choice.reference}."
         ),
     }
 
