@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.run import start_sandbox
+
 FUZZ_CASES = int(os.environ.get("FUZZ_CASES", "2200"))
 FIGURES = Path(__file__).resolve().parents[2] / "test-output" / "fuzz-figures.json"
 
@@ -50,6 +52,19 @@ def tally(request):
     target = request.node.get_closest_marker("fuzz_target").args[0]
     yield Tally(target)
     _seconds[target] += time.monotonic() - started
+
+
+@pytest.fixture(scope="package")
+def sandbox(tmp_path_factory, dev_ca):
+    """The fuzzer's own sandbox (demo configuration, beside the suite's): what generated admin requests change,
+    other tests never see."""
+    offset = int(os.environ.get("SANDBOX_TEST_PORT_OFFSET", "1000")) + 1600
+    running = start_sandbox(offset=offset, state_dir=tmp_path_factory.mktemp("fuzz-sandbox"), ca=dev_ca,
+                            settings={"SMS_SCHEDULE": "0 0 0 1 1 *"})
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from sandbox.entra import OTHER_ADMIN_UPN, REPORTS_READER_UPN
+from sandbox.entra import ADMIN_UPN, REPORTS_READER_UPN
 from tests.fuzz.conftest import budget
 from tests.integration.portal_client import sign_in
 
@@ -18,9 +18,8 @@ SPEC = Path(__file__).resolve().parents[2] / "openapi.yaml"
 SCHEMA = schemathesis.openapi.from_path(SPEC)
 OPERATIONS = {operation.label: operation for operation in (result.ok() for result in SCHEMA.get_all_operations())}
 SESSIONS = ("anonymous", "reader", "admin")
-# Who signs in: a Reports Reader of the home tenant, and the Global Administrator of the *other* tenant, so the
-# writes the fuzzer makes stay in that organization (tenant isolation) and other tests' configuration is untouched.
-UPNS = {"reader": REPORTS_READER_UPN, "admin": OTHER_ADMIN_UPN}
+# Who signs in, in the fuzzer's own sandbox (tests/fuzz/conftest.py), so what generated writes change stays there.
+UPNS = {"reader": REPORTS_READER_UPN, "admin": ADMIN_UPN}
 # Signing out ends the session the rest of the run needs; the anonymous run still covers it.
 SESSION_ENDING = "POST /api/portal/auth/signout"
 
