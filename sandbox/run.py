@@ -165,9 +165,9 @@ def main() -> None:
     print(f"\nTeams EHR connector sandbox is up in {time.monotonic() - started:.1f}s (health: HTTP {health}).\n")
     for label, url in sandbox.urls().items():
         print(f"  {label:45s} {url}")
-    print("\nYour browser must trust the dev CA for the https stand-ins, or click through the warning once per port:")
     if refuse_join_link:
         print("\nGraph refuses app-only tokens the virtual-appointment join link: patients get the meeting link.")
+    print("\nYour browser must trust the dev CA for the https stand-ins, or click through the warning once per port:")
     print(f"  {sandbox.ca.ca_pem}\nPress Ctrl-C to stop.", flush=True)
     try:
         while not stop_requested and all(p.poll() is None for p in sandbox.processes):
