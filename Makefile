@@ -22,7 +22,7 @@ test: $(STAMP)
 # The fuzz tests with a bigger budget than CI's 2,000 cases (FUZZ_CASES=... to choose another).
 FUZZ_CASES ?= 20000
 fuzz: $(STAMP)
-	FUZZ_CASES=$(FUZZ_CASES) $(BIN)/python -m pytest tests/fuzz
+	FUZZ_CASES=$(FUZZ_CASES) $(BIN)/python -m pytest tests/fuzz --timeout=1800
 
 # Rewrite SECURITY.md's attack catalogue from the docstrings of tests/security/.
 security-catalogue:
