@@ -105,8 +105,7 @@ JOIN_LINK_MODES = ("virtual-appointment link", "meeting link")
 
 @pytest.fixture(params=JOIN_LINK_MODES)
 def join_link_mode(request, graph, accounts) -> str:
-    """Patient joins run twice: Graph gives the app the virtual-appointment link, and Graph refuses it to app-only
-    tokens (as its current documentation says), so patients get the meeting's own link."""
+    """Run a patient join both ways: Graph gives the virtual-appointment link, or refuses it to app-only tokens."""
     from sandbox import config
     from shared.storage.config import ConfigRepository
 

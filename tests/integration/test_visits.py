@@ -100,11 +100,13 @@ def test_send_link_texts_the_patient_once_and_the_link_leads_to_the_lobby(sandbo
 
 def test_refused_virtual_appointment_link_is_asked_once_and_shown_on_the_portal(sandbox, oracle, graph, accounts):
     """Graph refusing the link costs one failed call per endpoint, not one per tap, and the portal says so."""
+    refusals = "Graph refused the virtual-appointment join link"
+    host_log = sandbox.state_dir / "host.log"
     graph.refuse_app_only_join_link = True
     try:
-        before = graph.requests["getVirtualAppointmentJoinWebUrl"]
-        for skip in range(3):
-            appointment, _name, _mobile = new_appointment(oracle, skip=skip)
+        before, logged_before = graph.requests["getVirtualAppointmentJoinWebUrl"], host_log.read_text().count(refusals)
+        appointments = [new_appointment(oracle, skip=skip)[0] for skip in range(3)]
+        for appointment in appointments:
             opened = httpx.get(sealed_link(sandbox, appointment), follow_redirects=False)
             assert opened.status_code == 302 and "/meet/" in opened.headers["location"]
         assert graph.requests["getVirtualAppointmentJoinWebUrl"] == before + 1
@@ -112,7 +114,10 @@ def test_refused_virtual_appointment_link_is_asked_once_and_shown_on_the_portal(
         endpoints = sign_in(sandbox, ADMIN).get("endpoints").json()["endpoints"]
         notice = next(e["patient_link"] for e in endpoints if e["base_url"] == sandbox.world.fhir_base())
         assert notice["mode"] == "meeting" and "On a phone" in notice["message"]
-        assert notice["reference"] in notice["message"] and appointment not in notice["message"]
+        assert notice["reference"] in notice["message"] and appointments[0] not in notice["message"]
+        lines = [line for line in host_log.read_text().splitlines() if refusals in line]
+        assert len(lines) == logged_before + 1 and f"Reference {notice['reference']}" in lines[-1], "logged once"
+        assert not [a for a in appointments if a in lines[-1]], "with a reference, no identifier"
     finally:
         graph.refuse_app_only_join_link = False
         ConfigRepository(accounts).forget_join_link_choice(config.ENTRA_TENANT_ID,
