@@ -26,6 +26,8 @@ PERMISSIONS = {
     "joinurl": ({"VirtualAppointment.Read.All", "VirtualAppointment.ReadWrite.All"},
                 {"VirtualAppointment.Read", "VirtualAppointment.ReadWrite"}),
     "artifact": ({"OnlineMeetingArtifact.Read.All"}, {"OnlineMeetingArtifact.Read.All"}),
+    # Call records have no delegated permission.
+    "callrecords": ({"CallRecords.Read.All"}, set()),
     "directory": ({"Organization.Read.All", "Directory.Read.All"},
                   {"Organization.Read.All", "Directory.Read.All", "LicenseAssignment.Read.All"}),
 }
@@ -118,6 +120,18 @@ class AttendanceSession:
     participants: dict[str, Participant] = field(default_factory=dict)
     started_at: datetime | None = None
     ended_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """The record Teams writes once a meeting session ends: who was in it and how their media went."""
+
+    record_id: str
+    meeting_id: str
+    tid: str
+    session: AttendanceSession
+    poor_kinds: frozenset[str]  # "staff" and/or "patient": whose network was bad in this call
+    organization_oids: frozenset[str]
 
 
 @dataclass
