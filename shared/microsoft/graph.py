@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -87,7 +87,8 @@ class GraphClient:
         return self.checked("GET", f"/users/{organizer}/onlineMeetings/{meeting_id}", organizer).json()
 
     def call_records_started_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
-        """The tenant's call records (without sessions) that started in [start, end), every page."""
+        """The tenant's call records (without sessions) that started in [start, end] to the second, every page."""
+        end = end.replace(microsecond=0) + timedelta(seconds=1)  # whole seconds; a call that started now counts
         window = f"startDateTime ge {start.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ} and " \
                  f"startDateTime lt {end.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
         return self.every_page(f"/communications/callRecords?{urlencode({'$filter': window})}", "value")
