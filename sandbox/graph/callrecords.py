@@ -113,6 +113,10 @@ def _page(items: list[dict], request: Request, size: int, link: str) -> tuple[li
     return items[skip:skip + size], (f"{link}$skiptoken={skip + size}" if more else None)
 
 
+def _link_origin(state: GraphState, request: Request) -> str:
+    return state.next_link_origin or _origin(request)
+
+
 def _start_filter(expression: str) -> list[tuple[str, datetime]]:
     """$filter on startDateTime with ge, gt, le, lt joined by "and"; anything else is refused as Graph does."""
     terms = [FILTER_TERM.fullmatch(part) for part in re.split(r"\s+and\s+", expression, flags=re.IGNORECASE)]
@@ -146,7 +150,8 @@ async def list_call_records(state: GraphState, request: Request, caller: Caller)
         items = [record_json(r, origin) for r in records]
     query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "$skiptoken"])
     page, next_link = _page(items, request, state.call_records_page_size,
-                            f"{origin}/v1.0/communications/callRecords?{query + '&' if query else ''}")
+                            f"{_link_origin(state, request)}/v1.0/communications/callRecords?"
+                            f"{query + '&' if query else ''}")
     body = {"@odata.context": f"{origin}/v1.0/$metadata#communications/callRecords", "value": page}
     return _graph_json({**body, "@odata.nextLink": next_link} if next_link else body, request)
 
@@ -166,8 +171,8 @@ async def get_call_record(state: GraphState, request: Request, caller: Caller) -
             if "segments" not in expand:
                 sessions = [{k: v for k, v in s.items() if k != "segments"} for s in sessions]
             page, next_link = _page(sessions, request, state.sessions_page_size,
-                                    f"{origin}/v1.0/communications/callRecords/{record.record_id}/sessions?"
-                                    f"$expand=segments&")
+                                    f"{_link_origin(state, request)}/v1.0/communications/callRecords/"
+                                    f"{record.record_id}/sessions?$expand=segments&")
             body["sessions"] = page
             if next_link:
                 body["sessions@odata.nextLink"] = next_link
@@ -186,8 +191,8 @@ async def list_sessions(state: GraphState, request: Request, caller: Caller) -> 
         sessions = [{k: v for k, v in s.items() if k != "segments"} for s in sessions]
     query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "$skiptoken"])
     page, next_link = _page(sessions, request, state.sessions_page_size,
-                            f"{origin}/v1.0/communications/callRecords/{record.record_id}/sessions?"
-                            f"{query + '&' if query else ''}")
+                            f"{_link_origin(state, request)}/v1.0/communications/callRecords/{record.record_id}/"
+                            f"sessions?{query + '&' if query else ''}")
     body = {"@odata.context": f"{origin}/v1.0/$metadata#communications/callRecords('{record.record_id}')/sessions",
             "value": page}
     return _graph_json({**body, "@odata.nextLink": next_link} if next_link else body, request)

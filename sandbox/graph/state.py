@@ -57,6 +57,7 @@ class GraphState:
         self.poor_networks: dict[str, set[str]] = {}
         self.call_records_page_size = 60
         self.sessions_page_size = 60
+        self.next_link_origin: str | None = None  # an attack: nextLinks pointing at another host
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
