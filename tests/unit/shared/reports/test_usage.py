@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.errors import InvalidInput, NotFound, NotSignedIn
+from shared.errors import DependencyFailed, InvalidInput, NotFound, NotSignedIn
 from shared.microsoft.graph import AccessPolicyMissing
 from shared.portal import auth
 from shared.reports import attendance as att
@@ -202,6 +202,30 @@ def test_reconcile_settles_due_visits_and_leaves_the_rest(monkeypatch):
     att.reconcile_endpoint(fake, TENANT, ENDPOINT, "americas", now, summary)
     assert [key for key, _fields in fake.recorded] == ["done"]
     assert (summary.checked, summary.completed, summary.pending) == (3, 1, 2)
+
+
+class GraphWithoutCallRecords(FakeGraph):
+    """A tenant set up before CallRecords.Read.All was granted: Graph answers 403 to the call-records listing."""
+
+    listings = 0
+
+    def online_meeting(self, organizer, meeting_id):
+        return {"joinWebUrl": f"https://teams.example/meet/{meeting_id}"}
+
+    def call_records_started_between(self, start, end):
+        GraphWithoutCallRecords.listings += 1
+        raise DependencyFailed("Microsoft Graph answered HTTP 403.")
+
+
+def test_without_call_records_attendance_still_settles_and_the_listing_is_tried_once_per_run(monkeypatch):
+    monkeypatch.setattr(att, "GraphClient", GraphWithoutCallRecords)
+    GraphWithoutCallRecords.answers = {"m1": [report(staff((0, 20)), patient((4, 18)))],
+                                       "m2": [report(staff((0, 20)), patient((4, 18)))]}
+    fake = FakeUsage([visit(RowKey="one", meeting_id="m1"), visit(RowKey="two", meeting_id="m2")])
+    summary = att.ReconcileSummary()
+    att.reconcile_endpoint(fake, TENANT, ENDPOINT, "americas", T0 + timedelta(hours=1), summary)
+    assert [(key, fields["status"]) for key, fields in fake.recorded] == [("one", "completed"), ("two", "completed")]
+    assert (summary.completed, summary.call_quality, GraphWithoutCallRecords.listings) == (2, 0, 1)
 
 
 def test_a_missing_access_policy_stops_the_endpoint_for_this_run(monkeypatch):
