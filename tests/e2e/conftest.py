@@ -9,6 +9,9 @@ import pytest
 from tests.e2e.browser import BrowserMissing, launch_options
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+# Playwright waits for each event (navigation, element, text) up to this long; a loaded 2-core machine is slow, not
+# broken, so the cap is generous and no test waits on the clock itself.
+PATIENCE_MS = 60_000
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -19,8 +22,9 @@ def chromium():
         options = launch_options()
     except BrowserMissing as missing:
         pytest.fail(str(missing))
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=PATIENCE_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(headless=True, args=CHROMIUM_ARGS, **options)
         yield browser
@@ -34,7 +38,7 @@ def new_context(chromium):
 
     def make(**options):
         context = chromium.new_context(ignore_https_errors=True, **options)
-        context.set_default_timeout(15000)
+        context.set_default_timeout(PATIENCE_MS)
         contexts.append(context)
         return context
 

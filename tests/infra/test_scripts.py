@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.infra.conftest import INFRA_DIR
+from tests.waiting import PATIENCE
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 ACS_ROLE_ID = "09976791-48a7-449e-bb21-39d1a415f350"
@@ -62,7 +63,7 @@ class FakeAzure:
         }
         return subprocess.run(
             ["bash", str(INFRA_DIR / script), *args],
-            capture_output=True, text=True, env=environment, stdin=subprocess.DEVNULL, timeout=60,
+            capture_output=True, text=True, env=environment, stdin=subprocess.DEVNULL, timeout=PATIENCE,
         )
 
     def calls(self, *words: str) -> list[dict[str, Any]]:

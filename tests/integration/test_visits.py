@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sandbox import config
 from shared.sms.phone import to_e164
 from tests.integration.launching import PRACTITIONER, launch_url, new_appointment, todays_appointments
+from tests.waiting import PATIENCE
 
 TENANT = config.CERNER_TEST_TENANT
 
@@ -73,7 +74,7 @@ def test_send_link_texts_the_patient_once_and_the_link_leads_to_the_lobby(sandbo
 
     state = browser.get(status, headers={"accept": "application/json"}).json()
     assert state["state"] == "patient_waiting" and "Patient opened the link at" in state["text"]
-    acs.wait_for_events(1, timeout=5)
+    acs.wait_for_events(1, timeout=PATIENCE)
     assert browser.get(status, headers={"accept": "application/json"}).json()["sms"]["status"] in ("sent", "delivered")
 
 
@@ -100,7 +101,7 @@ def test_patient_who_replied_stop_is_not_texted(sandbox, oracle, acs, browser, s
     events = len(acs.events_sent)
     httpx.post(f"{sandbox.world.acs_url}/_sandbox/reply", json={"from": mobile, "to": "+18005550100",
                                                                  "message": "STOP"}).raise_for_status()
-    acs.wait_for_events(events + 1, timeout=10)
+    acs.wait_for_events(events + 1, timeout=PATIENCE)
     _page, send, _status = open_visit(sandbox, oracle, browser, appointment)
     response = browser.post(send, headers={"accept": "application/json"})
     assert response.status_code == 409
