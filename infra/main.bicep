@@ -79,7 +79,25 @@ param emeaLocation string = 'westeurope'
 ])
 param apacLocation string = 'australiaeast'
 
-@description('Where Azure Communication Services keeps data at rest.')
+@description('Geography where Azure Communication Services keeps data at rest; set once, it can never be changed.')
+@allowed([
+  'Africa'
+  'Asia Pacific'
+  'Australia'
+  'Brazil'
+  'Canada'
+  'Europe'
+  'France'
+  'Germany'
+  'India'
+  'Japan'
+  'Korea'
+  'Norway'
+  'Switzerland'
+  'United Arab Emirates'
+  'United Kingdom'
+  'United States'
+])
 param acsDataLocation string = 'United States'
 
 @description('Tenant of the app registration and the Teams organizer accounts.')
@@ -129,6 +147,9 @@ param licenseEnforceInTest bool = false
 @minValue(1)
 param httpTimeoutSeconds int = 10
 
+@description('Hosts the connector talks to for an EHR (a leading dot: any host under that domain).')
+param trustedEhrHosts string = '.cerner.com'
+
 @minValue(0)
 param joinWindowMinutes int = 30
 
@@ -149,12 +170,8 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
-@description('Replication of every storage account; both keep all copies inside the account\'s region (ZRS needs a region with availability zones).')
-@allowed([
-  'Standard_LRS'
-  'Standard_ZRS'
-])
-param storageSkuName string = 'Standard_LRS'
+@description('Zone-redundant storage (ZRS) for every account whose region has availability zones; LRS elsewhere. Both keep all copies inside the region.')
+param zoneRedundantStorage bool = false
 
 @minValue(30)
 @maxValue(730)
@@ -194,6 +211,47 @@ var allRegions = [
   'emea'
   'apac'
 ]
+// Regions with availability zones, where ZRS can be created (MicrosoftDocs/reliability-docs,
+// articles/reliability/regions-list.md, ms.date 09/23/2025). A region missing here only costs zone redundancy (LRS).
+var availabilityZoneRegions = [
+  'australiaeast'
+  'austriaeast'
+  'belgiumcentral'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'chilecentral'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'indonesiacentral'
+  'israelcentral'
+  'italynorth'
+  'japaneast'
+  'japanwest'
+  'koreacentral'
+  'malaysiawest'
+  'mexicocentral'
+  'newzealandnorth'
+  'northeurope'
+  'norwayeast'
+  'polandcentral'
+  'qatarcentral'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'spaincentral'
+  'swedencentral'
+  'switzerlandnorth'
+  'uaenorth'
+  'uksouth'
+  'westeurope'
+  'westus2'
+  'westus3'
+]
 var appStorageName = 'st${resourceToken}'
 var deploymentContainerName = 'app-package'
 var functionAppName = 'func-${resourceToken}'
@@ -221,7 +279,7 @@ module appStorage 'modules/storage-account.bicep' = {
     name: appStorageName
     location: location
     tags: tags
-    skuName: storageSkuName
+    skuName: (zoneRedundantStorage && contains(availabilityZoneRegions, location)) ? 'Standard_ZRS' : 'Standard_LRS'
     containers: [
       deploymentContainerName
     ]
@@ -241,7 +299,7 @@ module regionStorage 'modules/storage-account.bicep' = [for region in allRegions
     tags: union(tags, {
       dataRegion: region
     })
-    skuName: storageSkuName
+    skuName: (zoneRedundantStorage && contains(availabilityZoneRegions, regionLocations[region])) ? 'Standard_ZRS' : 'Standard_LRS'
     tables: [
       'ehrusers'
       'ledger'
@@ -346,6 +404,7 @@ module functionApp 'modules/function-app.bicep' = {
     licenseSkuPartNumbers: licenseSkuPartNumbers
     licenseEnforceInTest: licenseEnforceInTest
     httpTimeoutSeconds: httpTimeoutSeconds
+    trustedEhrHosts: trustedEhrHosts
     joinWindowMinutes: joinWindowMinutes
     linkGraceHours: linkGraceHours
     lobbyAlertMinutes: lobbyAlertMinutes
