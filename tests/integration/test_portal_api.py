@@ -293,8 +293,13 @@ def test_add_edit_and_remove_a_fhir_base_url_with_its_integration_record(sandbox
                                         "user/Patient.read", "user/Practitioner.read"]
     assert any(record["provider_launch_url"] in step for step in record["cerner_steps"])
 
-    assert admin.send("DELETE", f"endpoints/{endpoint['id']}").status_code == 204
-    assert admin.send("DELETE", f"endpoints/{endpoint['id']}").status_code == 404
+    asked = admin.send("DELETE", f"endpoints/{endpoint['id']}")
+    assert asked.status_code == 409 and asked.json()["error"] == "confirmation_required"
+    assert asked.json()["provider_links"] == 0 and "confirm=true" in asked.json()["next_step"]
+    assert endpoint["id"] in [e["id"] for e in admin.get("endpoints").json()["endpoints"]], "nothing removed yet"
+    removed = admin.send("DELETE", f"endpoints/{endpoint['id']}?confirm=true")
+    assert removed.status_code == 200 and removed.json() == {"removed": endpoint["id"], "provider_links_deleted": 0}
+    assert admin.send("DELETE", f"endpoints/{endpoint['id']}?confirm=true").status_code == 404
     assert endpoint["id"] not in [e["id"] for e in admin.get("endpoints").json()["endpoints"]]
 
 
@@ -319,21 +324,21 @@ def test_licence_state_and_a_production_launch_without_licence(sandbox, admin, o
         assert page.status_code == 403
         assert "No active licence" in page.text and "Microsoft_Cloud_for_Healthcare" in page.text
     finally:
-        other_admin.send("DELETE", f"endpoints/{added.json()['id']}")
+        other_admin.send("DELETE", f"endpoints/{added.json()['id']}?confirm=true")
 
 
 # --- SMS: consents, numbers, links -----------------------------------------------------------------------------
 
 
 def poll(portal, number_id: str) -> dict:
-    """The number's record as the browser polls it, once the purchase has settled (or the wait gave up)."""
+    """What the browser does while it shows progress: POST .../advance until the purchase has settled."""
     def settled() -> dict | None:
-        response = portal.get(f"sms/numbers/{number_id}")
+        response = portal.send("POST", f"sms/numbers/{number_id}/advance")
         assert response.status_code == 200, response.text
         number = response.json()
         return number if number["status"] in ("provisioned", "failed") else None
 
-    return wait_until(settled) or portal.get(f"sms/numbers/{number_id}").json()
+    return wait_until(settled, interval=0.25) or portal.get(f"sms/numbers/{number_id}").json()
 
 
 def test_consents_are_needed_before_a_number_and_are_recorded_with_who_and_when(other_admin):
@@ -341,9 +346,10 @@ def test_consents_are_needed_before_a_number_and_are_recorded_with_who_and_when(
     assert refused.status_code == 409
     assert refused.json()["message"] == "Give both SMS consents before generating a phone number."
     half = other_admin.send("PUT", "sms/consents", {"consent_send": True, "consent_attendees": False}).json()
-    assert half["consent_send"] and not half["complete"] and half["consent_send_by"] == OTHER_ADMIN_OID
+    assert half["consent_send"] and not half["complete"] and half["consent_send_by"] == other_admin.me["actor"]
+    assert half["consent_send_by_you"] and OTHER_ADMIN_OID not in half["consent_send_by"]
     both = other_admin.send("PUT", "sms/consents", {"consent_send": True, "consent_attendees": True}).json()
-    assert both["complete"] and both["consent_attendees_by"] == OTHER_ADMIN_OID and both["consent_attendees_at"]
+    assert both["complete"] and both["consent_attendees_by"] == other_admin.me["actor"] and both["consent_attendees_at"]
     assert both["consent_send_at"] == half["consent_send_at"], "an unchanged consent keeps its record"
 
 
@@ -364,6 +370,9 @@ def test_generating_a_number_runs_search_then_purchase_while_the_browser_polls(s
     assert wait_until(search_done), "ACS finished the number search"
     assert reader.get(f"sms/numbers/{response.json()['id']}").json()["status"] == "searching", \
         "a reader's look does not move the purchase on"
+    assert reader.send("POST", f"sms/numbers/{response.json()['id']}/advance").status_code == 403
+    assert admin.get(f"sms/numbers/{response.json()['id']}").json()["status"] == "searching", \
+        "nor does an administrator's GET"
 
     number = poll(admin, response.json()["id"])
     assert number["status"] == "provisioned", number

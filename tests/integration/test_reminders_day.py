@@ -39,7 +39,7 @@ from tests.waiting import PATIENCE, wait_until
 
 # A simulated day is some 330 runs of the job: about a minute on an idle 2-core machine, several on a busy one.
 # The cap is a safety net for a hung run, not a speed goal (bench/bench_reminders.py measures the job's speed).
-pytestmark = pytest.mark.timeout(1200)
+pytestmark = pytest.mark.timeout(3000)
 
 H = 60
 DAY_MINUTES = 27 * H + 30
