@@ -16,6 +16,7 @@ from shared.sms.phone import to_e164
 from shared.storage.config import ConfigRepository, endpoint_id_for
 from tests.integration.launching import PRACTITIONER, launch_url, new_appointment, todays_appointments
 from tests.integration.portal_client import sign_in
+from tests.waiting import PATIENCE, wait_until
 
 ADMIN = "admin@contoso-health.example"
 
@@ -94,7 +95,7 @@ def test_send_link_texts_the_patient_once_and_the_link_leads_to_the_lobby(sandbo
     assert [p["displayName"] for p in teams["lobby"]] == ["Patient"], "the provider's Teams shows them waiting"
     state = browser.get(status, headers={"accept": "application/json"}).json()
     assert state["state"] == "patient_waiting" and "Patient opened the link at" in state["text"]
-    acs.wait_for_events(1, timeout=5)
+    acs.wait_for_events(1, timeout=PATIENCE)
     assert browser.get(status, headers={"accept": "application/json"}).json()["sms"]["status"] in ("sent", "delivered")
 
 
@@ -144,10 +145,14 @@ def test_sms_throttling_is_a_clear_message(sandbox, oracle, acs, browser, signed
 def test_patient_who_replied_stop_is_not_texted(sandbox, oracle, acs, browser, signed_in_provider):
     appointment, _name, mobile = new_appointment(oracle, skip=1)
     before = len(acs.outbox(mobile))
-    events = len(acs.events_sent)
     httpx.post(f"{sandbox.world.acs_url}/_sandbox/reply", json={"from": mobile, "to": "+18005550100",
                                                                  "message": "STOP"}).raise_for_status()
-    acs.wait_for_events(events + 1, timeout=10)
+
+    def stop_handled() -> bool:  # this reply's event, not just any event (a delivery report may come first)
+        return any(e["eventType"] == "Microsoft.Communication.SMSReceived" and e["data"]["From"] == mobile
+                   and e["data"]["Message"] == "STOP" for e in list(acs.events_sent))
+
+    assert wait_until(stop_handled), "the host handled the STOP reply"
     _page, send, _status = open_visit(sandbox, oracle, browser, appointment)
     response = browser.post(send, headers={"accept": "application/json"})
     assert response.status_code == 409
