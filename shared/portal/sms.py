@@ -20,7 +20,7 @@ from shared.portal.endpoints import owned, public_endpoint
 from shared.portal.inputs import Strict, parse_body
 from shared.sms.texts import LANGUAGES
 from shared.storage.accounts import TableAccounts, default_accounts
-from shared.storage.config import TABLE, ConfigRepository
+from shared.storage.config import TABLE, Channel, ConfigRepository
 from shared.storage.schema import check_entity
 
 NumberStatus = Literal["searching", "purchasing", "provisioned", "failed"]
@@ -66,6 +66,7 @@ class EndpointSmsInput(Strict):
     """Per FHIR base URL: the linked number and how confirmations and reminders go out."""
 
     sms_number: str = Field("", max_length=16)
+    channel: Channel = "sms"
     confirmations_on: bool = True
     reminder_offsets: list[Annotated[int, Field(ge=1, le=10080)]] = Field(default_factory=lambda: [1440, 15],
                                                                         max_length=5)
@@ -332,6 +333,10 @@ def save_endpoint_sms(credentials: Credentials, endpoint_id: str, body: bytes) -
     request = parse_body(EndpointSmsInput, body)
     config, store = _stores()
     endpoint = owned(config, caller.tenant_id, endpoint_id)
+    switching_on_email = request.channel not in ("sms", endpoint.channel)
+    if switching_on_email and not config.sms_consents(caller.tenant_id).complete:
+        raise Conflict("Give both notification consents before switching on email.",
+                           next_step="Tick both consent boxes in Step 2 and save them.")
     if request.sms_number and request.sms_number != endpoint.sms_number:
         if not config.sms_consents(caller.tenant_id).complete:
             raise Conflict("Give both SMS consents before linking a phone number.",
