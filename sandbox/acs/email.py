@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import re
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -157,7 +158,7 @@ def delivery_event(message_id: str, sender: str, recipient: str, status: str, no
     """Microsoft.Communication.EmailDeliveryReportReceived as Event Grid posts it."""
     detail = "No error." if status == "Delivered" else f"The message was not delivered: {status}."
     return {
-        "id": f"{message_id}-{recipient.lower()}", "topic": RESOURCE_TOPIC,
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{message_id}/{recipient.lower()}")), "topic": RESOURCE_TOPIC,
         "subject": f"sender/{sender}/message/{message_id}",
         "data": {
             "sender": sender, "recipient": recipient, "messageId": message_id, "status": status,

@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox.acs.phones import iso
+from sandbox.config import EMAIL_SENDER_ADDRESS
 
-DEMO_EMAIL_DOMAIN = "sandbox.azurecomm.net"  # shaped like an Azure-managed domain (<guid>.azurecomm.net)
-DEMO_SENDER = f"DoNotReply@{DEMO_EMAIL_DOMAIN}"
+DEMO_SENDER = EMAIL_SENDER_ADDRESS
+DEMO_EMAIL_DOMAIN = DEMO_SENDER.rsplit("@", 1)[1]  # shaped like an Azure-managed domain (<guid>.azurecomm.net)
 EMAIL_STATUSES = ("Delivered", "Bounced", "Suppressed", "Quarantined", "FilteredSpam", "Failed")
 
 

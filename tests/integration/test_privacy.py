@@ -15,7 +15,7 @@ TENANTS = (config.CERNER_TEST_TENANT, config.CERNER_PROD_TENANT)
 
 
 def patient_data(oracle) -> set[str]:
-    """Every name, phone number, birth date, patient id and appointment id the sandbox knows."""
+    """Every name, phone number, email address, birth date, patient id and appointment id the sandbox knows."""
     values: set[str] = set()
     for tenant in TENANTS:
         for patient in oracle.all_resources("Patient", tenant):
@@ -27,6 +27,8 @@ def patient_data(oracle) -> set[str]:
                 if telecom.get("system") == "phone":
                     values.add(re.sub(r"\D", "", telecom["value"]))
                     values.add(to_e164(telecom["value"]) or "")
+                if telecom.get("system") == "email":
+                    values.update([telecom["value"], telecom["value"].lower(), telecom["value"].split("@")[0]])
         values.update(a["id"] for a in oracle.all_resources("Appointment", tenant))
     return {v for v in values if len(v) >= 4}
 
