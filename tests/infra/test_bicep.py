@@ -351,7 +351,8 @@ def test_sms_events_reach_the_function_that_handles_them(bicep: dict[str, dict[s
     function_name = bicep[SMS_EVENTS_MODULE]["variables"]["functionName"]["value"]
     assert function_name in event_grid_functions(PROJECT_DIR / "functions" / "notifications.py")
     assert f"SMS_EVENTS_FUNCTION={function_name}\n" in (INFRA_DIR / "deploy.sh").read_text()
-    assert sorted(properties["filter"]["includedEventTypes"]) == sorted([DELIVERY_REPORT, RECEIVED, EMAIL_DELIVERY_REPORT])
+    expected = sorted([DELIVERY_REPORT, RECEIVED, EMAIL_DELIVERY_REPORT])
+    assert sorted(properties["filter"]["includedEventTypes"]) == expected
     assert properties["eventDeliverySchema"] == "EventGridSchema"
     assert properties["retryPolicy"] == {"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440}
 
