@@ -18,6 +18,7 @@ from shared.portal import numbers
 from shared.portal.auth import Caller, Credentials, authenticate
 from shared.portal.endpoints import owned, public_endpoint
 from shared.portal.inputs import Strict, parse_body
+from shared.settings import get_settings
 from shared.sms.texts import LANGUAGES
 from shared.storage.accounts import TableAccounts, default_accounts
 from shared.storage.config import TABLE, Channel, ConfigRepository
@@ -185,7 +186,20 @@ def _stores() -> tuple[ConfigRepository, NumberRepository]:
 def consents(credentials: Credentials) -> dict[str, Any]:
     caller = authenticate(credentials)
     current = _stores()[0].sms_consents(caller.tenant_id)
-    return {**current.model_dump(mode="json"), "complete": current.complete}
+    return {**current.model_dump(mode="json"), "complete": current.complete, "email": email_sender()}
+
+
+def email_sender() -> dict[str, str]:
+    """The deployment's email sender. Bicep sets it only once its domain is verified and linked to ACS (an
+    Azure-managed domain at once, a custom one after its DNS records verify), so set means ready."""
+    sender = get_settings().email_sender_address
+    if not sender:
+        return {"sender": "", "domain": "", "verification": "not_set_up",
+                "text": "Email is off: no sender domain is linked to Azure Communication Services."}
+    domain = sender.rpartition("@")[2]
+    managed = domain.endswith(".azurecomm.net")
+    return {"sender": sender, "domain": domain, "verification": "verified",
+            "text": f"Verified and linked ({'Azure-managed domain' if managed else 'your domain'})."}
 
 
 def save_consents(credentials: Credentials, body: bytes) -> dict[str, Any]:
