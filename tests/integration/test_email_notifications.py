@@ -24,6 +24,7 @@ from sandbox import config
 from sandbox.oracle.resources import PatientSpec
 from sandbox.oracle.state import utc_now
 from sandbox.seed import ORGANIZER_UPN
+from shared.join import visit_key
 from shared.notifications import run_notifications
 from shared.notifications.optouts import email_key, email_scope, optout_partition
 from shared.sms.phone import to_e164
@@ -34,6 +35,7 @@ NUMBER = "+18335550177"
 HOME_ONLY = "paciente.casa@example.org"
 WITH_MOBILE = "tiene.movil@example.org"
 LEAVING = "quiere.baja@example.org"
+SUPPRESSED = "suppressed@example.org"  # on the ACS resource's suppression list
 
 
 @dataclass
@@ -85,7 +87,9 @@ def world(sandbox, accounts) -> Iterator[dict[str, Any]]:
         "home_only": book(oracle, site, start, "es", HOME_ONLY, home="3125550161"),
         "with_mobile": book(oracle, site, start, "en", WITH_MOBILE, home="3125550162", mobile="3125550172"),
         "leaving": book(oracle, site, start + timedelta(minutes=5), "pt-BR", LEAVING, home="3125550163"),
+        "suppressed": book(oracle, site, start + timedelta(minutes=6), "en", SUPPRESSED, home="3125550164"),
     }
+    acs.mail.outcome[SUPPRESSED] = "Suppressed"
     try:
         yield {"site": site, "patients": patients, "oracle": oracle, "acs": acs, "start": start}
     finally:
@@ -123,7 +127,7 @@ def first_runs(world, accounts) -> dict[str, Any]:
     """The job runs (overlapping and repeated); every send operation has finished and been reported."""
     run_overlapping(utc_now())
     acs, endpoint_id = world["acs"], world["site"].endpoint.id
-    wait_for(lambda: all(r["status"] == "delivered" for r in ledger_rows(accounts, endpoint_id)
+    wait_for(lambda: all(r["status"] in ("delivered", "opted_out") for r in ledger_rows(accounts, endpoint_id)
                          if r.get("channel") == "email" and r["status"] != "skipped"))
     return {"acs": acs}
 
@@ -152,11 +156,11 @@ def test_a_patient_with_a_mobile_is_texted_not_emailed(world, first_runs):
 
 def test_delivery_reports_reach_the_ledger_without_identifying_anyone(world, first_runs, accounts):
     rows = [r for r in ledger_rows(accounts, world["site"].endpoint.id) if r.get("channel") == "email"]
-    sent = [r for r in rows if r["status"] != "skipped"]
-    assert len(sent) == 2 and {r["status"] for r in sent} == {"delivered"}
+    sent = sorted(r["status"] for r in rows if r["status"] != "skipped")
+    assert sent == ["delivered", "delivered", "opted_out"], "the suppressed address's report says opted out"
     assert {r["detail"] for r in rows if r["status"] == "skipped"} == {"texted_instead"}
     text = " ".join(str(v) for r in rows for v in r.values())
-    assert not [a for a in (HOME_ONLY, WITH_MOBILE, LEAVING, "example.org") if a in text]
+    assert not [a for a in (HOME_ONLY, WITH_MOBILE, LEAVING, SUPPRESSED, "example.org") if a in text]
 
 
 def test_the_patient_joins_from_the_email(world, first_runs, sandbox):
@@ -177,7 +181,8 @@ def test_an_unsubscribed_patient_gets_nothing_more(world, first_runs, sandbox, a
 
     confirm = httpx.get(link, timeout=30)
     assert confirm.status_code == 200 and "Cancelar inscrição" in confirm.text
-    assert not list(optouts.query_entities("PartitionKey eq @p", parameters={"p": partition})), "GET changes nothing"
+    assert not list(optouts.query_entities("PartitionKey eq @p and RowKey eq @r",
+                                           parameters={"p": partition, "r": row})), "GET changes nothing"
     one_click = httpx.post(email.headers["List-Unsubscribe"].strip("<>"), data={"List-Unsubscribe": "One-Click"},
                            timeout=30)
     assert one_click.status_code == 200 and "Inscrição cancelada" in one_click.text
@@ -189,3 +194,24 @@ def test_an_unsubscribed_patient_gets_nothing_more(world, first_runs, sandbox, a
     rows = ledger_rows(accounts, site.endpoint.id)
     assert [r["status"] for r in rows if r["kind"] == "reschedule" and r.get("channel") == "email"] == ["opted_out"]
     assert len(acs.mail.mailbox(LEAVING)) == 1, "no email after unsubscribing"
+
+
+def test_an_address_acs_suppressed_is_not_emailed_again(world, first_runs, accounts):
+    acs, oracle, site = world["acs"], world["oracle"], world["site"]
+    patient = world["patients"]["suppressed"]
+    partition, row = optout_partition(email_scope(site.endpoint.id)), email_key(SUPPRESSED)
+    assert accounts.table("ledger", "americas").get_entity(partition, row)["status"] == "opted_out"
+
+    def sends() -> int:
+        return len([op for op in acs.mail.operations.values()
+                    if op.request["recipients"]["to"][0]["address"] == SUPPRESSED])
+
+    before = sends()
+    soon = utc_now() + timedelta(minutes=10)  # now inside the 15-minute reminder's window
+    oracle.reschedule(patient.appointment_id, soon, soon + timedelta(minutes=30), tenant=site.tenant)
+    run_notifications(utc_now())
+    reminders = [r for r in ledger_rows(accounts, site.endpoint.id)
+                 if r["kind"] == "reminder" and r.get("channel") == "email"
+                 and r["visit"] == visit_key(site.endpoint.id, patient.appointment_id)]
+    assert [r["status"] for r in reminders] == ["opted_out"], "the reminder was planned, and skipped"
+    assert before == 1 and sends() == 1, "nothing more went to ACS for that address"

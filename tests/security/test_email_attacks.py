@@ -43,7 +43,7 @@ def test_a_tampered_unsubscribe_link_is_refused_and_stores_nothing(sandbox, acco
     before = optout_rows(accounts)
     response = httpx.post(tampered, data={"List-Unsubscribe": "One-Click"}, timeout=30)
     assert response.status_code == 404
-    assert "isn't valid" in response.text and "Traceback" not in response.text
+    assert "This link isn" in response.text and "Traceback" not in response.text
     assert optout_rows(accounts) == before
 
 
