@@ -67,7 +67,7 @@ class EndpointSmsInput(Strict):
     """Per FHIR base URL: the linked number and how confirmations and reminders go out."""
 
     sms_number: str = Field("", max_length=16)
-    channel: Channel = "sms"
+    channel: Channel | None = None  # omitted: unchanged (clients from before email keep working)
     confirmations_on: bool = True
     reminder_offsets: list[Annotated[int, Field(ge=1, le=10080)]] = Field(default_factory=lambda: [1440, 15],
                                                                         max_length=5)
@@ -347,7 +347,7 @@ def save_endpoint_sms(credentials: Credentials, endpoint_id: str, body: bytes) -
     request = parse_body(EndpointSmsInput, body)
     config, store = _stores()
     endpoint = owned(config, caller.tenant_id, endpoint_id)
-    switching_on_email = request.channel not in ("sms", endpoint.channel)
+    switching_on_email = request.channel not in (None, "sms", endpoint.channel)
     if switching_on_email and not config.sms_consents(caller.tenant_id).complete:
         raise Conflict("Give both notification consents before switching on email.",
                            next_step="Tick both consent boxes in Step 2 and save them.")
@@ -359,5 +359,6 @@ def save_endpoint_sms(credentials: Credentials, endpoint_id: str, body: bytes) -
         if request.sms_number not in provisioned | set(_linked(config, caller.tenant_id)):
             raise InvalidInput("This phone number is not one of your organization's provisioned numbers.",
                                next_step="Pick a number listed under Your phone numbers, or generate one.")
-    changed = endpoint.model_copy(update=request.model_dump())
+    changed = endpoint.model_copy(update={k: v for k, v in request.model_dump().items()
+                                          if k != "channel" or v is not None})
     return public_endpoint(config.save_endpoint(caller.tenant_id, changed, caller.oid))

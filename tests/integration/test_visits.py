@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sandbox import config
 from sandbox.oracle.resources import PatientSpec
 from shared.sms.phone import to_e164
+from shared.storage.config import ConfigRepository, endpoint_id_for
 from tests.integration.launching import PRACTITIONER, launch_url, new_appointment, todays_appointments
 
 TENANT = config.CERNER_TEST_TENANT
@@ -96,8 +97,19 @@ def test_patient_without_a_mobile_number_or_email_gets_a_clear_message(sandbox, 
     assert "no mobile number on file" in response.json()["message"]
 
 
+@pytest.fixture()
+def emails_without_a_mobile(sandbox, accounts):
+    """The demo's test endpoint emails patients without a textable mobile (as seeded; other tests may change it)."""
+    repository = ConfigRepository(accounts)
+    endpoint = repository.endpoint(config.ENTRA_TENANT_ID, endpoint_id_for(sandbox.world.fhir_base(TENANT)))
+    repository.save_endpoint(config.ENTRA_TENANT_ID, endpoint.model_copy(update={"channel": "email_if_no_mobile"}),
+                             "test")
+    yield
+    repository.save_endpoint(config.ENTRA_TENANT_ID, endpoint, "test")
+
+
 def test_send_link_emails_a_patient_without_a_mobile_once_and_the_link_leads_to_the_lobby(
-        sandbox, oracle, acs, browser, signed_in_provider):
+        sandbox, oracle, acs, browser, signed_in_provider, emails_without_a_mobile):
     address = "hugo.homeonly@example.org"
     appointment = booked_for(oracle, PatientSpec("Hugo", "Homeonly", "es", home="8165550192", email=address))
     _page, send, _status = open_visit(sandbox, oracle, browser, appointment)
