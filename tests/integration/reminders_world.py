@@ -33,8 +33,7 @@ def reset_app_singletons() -> None:
     shared.sms.acs._clients.clear()
     shared.tokens._sealer = None
     shared.storage.accounts._default = None
-    for cache in (discovery._configurations, discovery._openid, discovery._jwks):
-        cache.clear()
+    discovery.clear_caches()
     backend_services._tokens.clear()
     throttle._buckets.clear()
 
