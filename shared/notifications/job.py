@@ -103,6 +103,7 @@ def run_notifications(now: datetime, *, max_seconds: float = DEFAULT_MAX_SECONDS
 
     usage = UsageRepository(accounts)
     courier = Courier(ledger, report, clock, optouts=OptOutStore(ledger), usage=lambda o: record_usage(usage, o))
+
     def rate_for(sender: str) -> int:
         email = sender == settings.email_sender_address
         return settings.email_rate_per_minute if email else settings.sms_rate_per_minute
@@ -251,15 +252,14 @@ class EndpointRun:
         if not planned:
             return []
         patients = self._patients(sorted({a.patient_id for a, _, _ in planned if a.patient_id}))
-        opted_out = {"sms": self.optouts.opted_out(self.region, self.endpoint.sms_number) if "sms" in self.channels
-                     else frozenset(),
-                     "email": self.optouts.opted_out(self.region, email_scope(self.endpoint.id))
-                     if "email" in self.channels else frozenset()}
+        scopes = {"sms": self.endpoint.sms_number, "email": email_scope(self.endpoint.id)}
+        opted_out = {channel: frozenset[str]() for channel in scopes}
+        opted_out |= {channel: self.optouts.opted_out(self.region, scopes[channel]) for channel in self.channels}
         outbounds = []
         for appointment, send, channel in planned:
             patient = patients.get(appointment.patient_id)
             if channel == "email":
-                to, problem = self._email_recipient(patient, opted_out["email"])
+                to, problem = self._email_recipient(patient, opted_out["email"], opted_out["sms"])
             else:
                 to, problem = self._recipient(patient, opted_out["sms"])
             if problem or patient is None:
@@ -273,18 +273,16 @@ class EndpointRun:
                                       self.sender_address if channel == "email" else ""))
         return outbounds
 
-    def _textable(self, patient: Patient) -> bool:
-        """Whether the patient has a mobile this endpoint can text (opt-outs aside)."""
-        mobile = to_e164(patient.mobile) if patient.mobile else None
-        if mobile is None or not self.endpoint.sms_number:
-            return False
-        return not is_toll_free(self.endpoint.sms_number) or reachable_from_toll_free(mobile)
+    def _textable(self, patient: Patient, sms_opted_out: frozenset[str]) -> bool:
+        """Whether this endpoint can text the patient: a mobile it reaches, and no STOP from it."""
+        return self._recipient(patient, sms_opted_out)[1] == "" if self.endpoint.sms_number else False
 
-    def _email_recipient(self, patient: Patient | None, opted_out: frozenset[str]) -> tuple[str, str]:
+    def _email_recipient(self, patient: Patient | None, opted_out: frozenset[str],
+                         sms_opted_out: frozenset[str]) -> tuple[str, str]:
         """(address, '') or ('', why the patient gets no email for this message)."""
         if patient is None:
             return "", "no_patient"
-        if self.endpoint.channel == "email_if_no_mobile" and self._textable(patient):
+        if self.endpoint.channel == "email_if_no_mobile" and self._textable(patient, sms_opted_out):
             return "", "texted_instead"
         address = normalized(patient.email)
         if address is None:
