@@ -26,7 +26,7 @@ from sandbox.oracle.state import utc_now
 from sandbox.seed import ORGANIZER_UPN
 from shared.join import visit_key
 from shared.notifications import run_notifications
-from shared.notifications.optouts import email_key, email_scope, optout_partition
+from shared.notifications.optouts import email_key, email_scope, optout_partition, phone_key
 from shared.sms.phone import to_e164
 from shared.storage.config import ConfigRepository
 from tests.integration.reminders_world import AppSettings, Site, open_site
@@ -36,6 +36,7 @@ HOME_ONLY = "paciente.casa@example.org"
 WITH_MOBILE = "tiene.movil@example.org"
 LEAVING = "quiere.baja@example.org"
 SUPPRESSED = "suppressed@example.org"  # on the ACS resource's suppression list
+STOPPED = "paro.sms@example.org"  # has a mobile, but replied STOP to texts
 
 
 @dataclass
@@ -89,7 +90,10 @@ def world(sandbox, accounts) -> Iterator[dict[str, Any]]:
         "leaving": book(oracle, site, start + timedelta(minutes=5), "pt-BR", LEAVING, home="3125550163"),
         "suppressed": book(oracle, site, start + timedelta(minutes=6), "en", SUPPRESSED, home="3125550164"),
     }
+    patients["stopped"] = book(oracle, site, start + timedelta(minutes=7), "es", STOPPED, home="3125550165",
+                               mobile="3125550175")
     acs.mail.outcome[SUPPRESSED] = "Suppressed"
+    reply_stop(sandbox, accounts, to_e164("3125550175"))
     try:
         yield {"site": site, "patients": patients, "oracle": oracle, "acs": acs, "start": start}
     finally:
@@ -105,6 +109,16 @@ def book(oracle, site: Site, start: datetime, language: str, address: str, *, ho
                                             location_id=site.department, start=start,
                                             end=start + timedelta(minutes=30), tenant=site.tenant)
     return Patient(address, appointment_id, home, mobile)
+
+
+def reply_stop(sandbox, accounts, mobile: str) -> None:
+    """The patient texts STOP to the endpoint's number; wait until the host has recorded the opt-out."""
+    httpx.post(f"{sandbox.world.acs_url}/_sandbox/reply", json={"from": mobile, "to": NUMBER, "message": "STOP"},
+               timeout=10).raise_for_status()
+    partition, row = optout_partition(NUMBER), phone_key(mobile)
+    table = accounts.table("ledger", "americas")
+    assert wait_for(lambda: list(table.query_entities("PartitionKey eq @p and RowKey eq @r",
+                                                      parameters={"p": partition, "r": row})))
 
 
 def run_overlapping(now: datetime) -> None:
@@ -154,13 +168,20 @@ def test_a_patient_with_a_mobile_is_texted_not_emailed(world, first_runs):
     assert acs.mail.mailbox(WITH_MOBILE) == []
 
 
+def test_a_patient_who_replied_stop_to_texts_is_emailed_instead(world, first_runs):
+    acs, patient = world["acs"], world["patients"]["stopped"]
+    [email] = wait_for(lambda: acs.mail.mailbox(STOPPED))
+    assert email.subject == "Su cita virtual está programada"
+    assert acs.outbox(to_e164(patient.mobile)) == []
+
+
 def test_delivery_reports_reach_the_ledger_without_identifying_anyone(world, first_runs, accounts):
     rows = [r for r in ledger_rows(accounts, world["site"].endpoint.id) if r.get("channel") == "email"]
     sent = sorted(r["status"] for r in rows if r["status"] != "skipped")
-    assert sent == ["delivered", "delivered", "opted_out"], "the suppressed address's report says opted out"
+    assert sent == ["delivered", "delivered", "delivered", "opted_out"], "the suppressed address is opted out"
     assert {r["detail"] for r in rows if r["status"] == "skipped"} == {"texted_instead"}
     text = " ".join(str(v) for r in rows for v in r.values())
-    assert not [a for a in (HOME_ONLY, WITH_MOBILE, LEAVING, SUPPRESSED, "example.org") if a in text]
+    assert not [a for a in (HOME_ONLY, WITH_MOBILE, LEAVING, SUPPRESSED, STOPPED, "example.org") if a in text]
 
 
 def test_the_patient_joins_from_the_email(world, first_runs, sandbox):
