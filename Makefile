@@ -18,3 +18,28 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Offline checks of infra/ at the tools' current releases, each in its own cached venv under .cache/ (azure-cli is
+# ~730 MB; checkov 3.3 pins packaging<24, which pytest 9 cannot share): regenerates the snapshot of the real az CLI's
+# command table for the commands the deploy scripts run (tests/infra/data/az-commands.json; commit it if it changed),
+# then runs tests/infra with checkov at its current release. Not part of `make test`; takes a few minutes.
+AZURE_CLI_VERSION := 2.91.0
+CHECKOV_VERSION := 3.3.30
+AZCLI_VENV := .cache/azcli-venv
+CHECKOV_VENV := .cache/checkov-venv
+
+.PHONY: check-infra
+
+$(AZCLI_VENV)/.installed-$(AZURE_CLI_VERSION):
+	test -x $(AZCLI_VENV)/bin/python || $(PYTHON) -m venv $(AZCLI_VENV)
+	$(AZCLI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check azure-cli==$(AZURE_CLI_VERSION)
+	touch $@
+
+$(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $@
+
+check-infra: $(STAMP) $(AZCLI_VENV)/.installed-$(AZURE_CLI_VERSION) $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+	$(BIN)/python -m tests.infra.az_commands $(AZCLI_VENV)/bin/az
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(BIN)/python -m pytest -q tests/infra
