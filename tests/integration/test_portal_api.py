@@ -56,7 +56,7 @@ def test_endpoint(sandbox, admin):
     admin.send("PUT", f"endpoints/{endpoint_id}", {k: before[k] for k in (
         "base_url", "environment", "display_name", "departments", "organizer")}).raise_for_status()
     admin.send("PUT", f"endpoints/{endpoint_id}/sms", {k: before[k] for k in (
-        "sms_number", "confirmations_on", "reminder_offsets", "quiet_hours", "default_language",
+        "sms_number", "channel", "confirmations_on", "reminder_offsets", "quiet_hours", "default_language",
         "time_zone")}).raise_for_status()
 
 
@@ -394,6 +394,13 @@ def test_generating_a_number_runs_search_then_purchase_while_the_browser_polls(s
     assert linked.status_code == 200, linked.text
     assert linked.json()["sms_number"] == number["number"] and linked.json()["reminder_offsets"] == [1440, 15]
     assert admin.get(f"sms/numbers/{number['id']}").json()["linked_endpoints"] == [test_endpoint["id"]]
+
+    emailing = admin.send("PUT", f"endpoints/{test_endpoint['id']}/sms", {**settings, "channel": "both"})
+    assert emailing.status_code == 200 and emailing.json()["channel"] == "both"
+    again = admin.send("PUT", f"endpoints/{test_endpoint['id']}/sms", settings)
+    assert again.json()["channel"] == "both", "a client that does not know channel leaves it as it is"
+    consents = admin.get("sms/consents").json()
+    assert consents["email"]["domain"] == "sandbox.azurecomm.net" and consents["email"]["verification"] == "verified"
 
 
 def test_a_failed_purchase_is_reported_with_what_to_do(admin, acs):
