@@ -1,4 +1,5 @@
-"""SMS opt-outs (STOP / START) per sending number, kept in the ledger table with the phone number only hashed."""
+"""Opt-outs kept in the ledger table with the recipient only hashed: SMS STOP / START per sending number, email
+unsubscribes per FHIR endpoint."""
 
 from __future__ import annotations
 
@@ -33,6 +34,21 @@ def phone_keys(phone: str) -> tuple[str, ...]:
     return sealer().keyed_hashes("sms-recipient", phone)
 
 
+def email_key(address: str) -> str:
+    """An email recipient as a keyed hash (addresses compare case-insensitively)."""
+    return email_keys(address)[0]
+
+
+def email_keys(address: str) -> tuple[str, ...]:
+    """An email recipient's keyed hash under every hash key, active first (an unsubscribe outlives a rotation)."""
+    return sealer().keyed_hashes("email-recipient", address.strip().lower())
+
+
+def email_scope(endpoint_id: str) -> str:
+    """Whom an email unsubscribe is from: the FHIR endpoint's organization (a sender address can change)."""
+    return f"email:{endpoint_id}"
+
+
 class OptOutStore:
     """Who replied STOP to which number (carriers block them; we stop trying too)."""
 
@@ -48,6 +64,16 @@ class OptOutStore:
     def record(self, region: Region, sender: str, phone: str, status: str, at: datetime, event_id: str = "") -> bool:
         """Set a recipient's state unless a later change is recorded already (events can come late or twice)."""
         partition, row = self._row_of(region, sender, phone)
+        return self._record_at(region, partition, row, status, at, event_id)
+
+    def record_key(self, region: Region, sender: str, row: str, status: str, at: datetime,
+                   event_id: str = "") -> bool:
+        """Set the state of a recipient given by its keyed hash (see record)."""
+        return self._record_at(region, optout_partition(sender), row, status, at, event_id)
+
+    def _record_at(self, region: Region, partition: str, row: str, status: str, at: datetime,
+                   event_id: str) -> bool:
+        """Write one recipient's state unless a later change is recorded already."""
         fields = {"status": status, "updated_at": at, "event_id": event_id}
         for _attempt in range(3):
             current = self.ledger.get(region, partition, row)
