@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-import shared.tokens
 from shared.errors import DependencyTimeout
 from shared.fhir import Appointment
 from shared.notifications.courier import Courier, Outbound, repeatability_id
@@ -20,7 +19,7 @@ from shared.notifications.dispatch import Dispatcher, queues_by_sender
 from shared.notifications.planning import LedgerRow, Policy, Send, Slot, plan_appointment
 from shared.notifications.report import RunReport
 from shared.notifications.throttle import TokenBucket
-from shared.settings import get_settings
+from shared.runtime import reset_process_state
 from shared.sms.acs import SendOutcome, SmsThrottled
 from shared.sms.texts import pick_language
 from shared.storage.config import FhirEndpoint
@@ -37,11 +36,9 @@ def seal_keys(monkeypatch):
     monkeypatch.setenv("SEAL_KEYS", "k1:q6T1bQy3nX9vW2eR5tY8uI0oP4aS7dF1gH3jK6lZ9xc=")
     monkeypatch.setenv("SEAL_ACTIVE_KEY_ID", "k1")
     monkeypatch.setenv("HASH_KEY", "Zm9yLXRoZS1zYW5kYm94LW9ubHktaGFzaC1rZXktMzI=")
-    get_settings.cache_clear()
-    shared.tokens._sealer = None
+    reset_process_state()
     yield
-    get_settings.cache_clear()
-    shared.tokens._sealer = None
+    reset_process_state()
 
 
 class FakeLedger:
