@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test
+.PHONY: run test mutation
 
 $(STAMP): requirements.txt requirements-dev.txt package.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,3 +18,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Mutation testing of the security- and exactly-once-critical modules (configured in pyproject.toml): slow, so not
+# part of `test`. One child at a time: the unit tests that use Azurite share its port.
+mutation: $(STAMP)
+	mkdir -p mutants && ln -sfn ../node_modules mutants/node_modules
+	$(BIN)/mutmut run --max-children 1
+	$(BIN)/mutmut results

@@ -10,6 +10,7 @@ from shared.sms.phone import to_e164
 
 PROVIDER = "dr.grey@contoso-health.example"
 PRACTITIONER = "12742069"
+OTHER_PRACTITIONER = "4122622"
 
 
 def launch_url(sandbox, launch: str, iss: str | None = None, **extra: str) -> str:

@@ -47,7 +47,7 @@ def test_every_single_character_change_is_refused():
     for index in range(len(token)):
         for replacement in (alphabet[(alphabet.index(token[index]) + 1) % len(alphabet)],):
             forged = token[:index] + replacement + token[index + 1:]
-            with pytest.raises((TokenInvalid, TokenExpired)):
+            with pytest.raises(TokenInvalid):
                 sealer().open_link(forged)
 
 
@@ -114,5 +114,5 @@ def test_keyed_hash_depends_on_the_key():
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=string.ascii_letters + string.digits + "-_=.%", max_size=90))
 def test_random_strings_never_open(text):
-    with pytest.raises((TokenInvalid, TokenExpired)):
+    with pytest.raises(TokenInvalid):
         sealer().open_link(text)
