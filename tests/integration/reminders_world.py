@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sandbox import config
 from sandbox.oracle.resources import PatientSpec
 from sandbox.oracle.state import TenantData
 from shared.runtime import reset_process_state
@@ -106,3 +109,15 @@ def book(oracle, site: Site, start: datetime, *, minutes: int = 30, language: st
                                             location_id=site.department, start=start, end=end, status=status,
                                             tenant=site.tenant)
     return Booking(site, appointment_id, patient_id, mobile, start, end)
+
+
+@contextmanager
+def demo_sitting_out(accounts) -> Iterator[None]:
+    """The demo organization's SMS consents withdrawn for a while, then given back."""
+    repository = ConfigRepository(accounts)
+    consents = repository.sms_consents(config.ENTRA_TENANT_ID)
+    repository.save_sms_consents(config.ENTRA_TENANT_ID, SmsConsents())
+    try:
+        yield
+    finally:
+        repository.save_sms_consents(config.ENTRA_TENANT_ID, consents)

@@ -11,8 +11,6 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -20,18 +18,23 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from sandbox import config
 from sandbox.oracle.state import utc_now
 from shared.join import visit_key
 from shared.notifications import run_notifications
 from shared.notifications.optouts import optout_partition
 from shared.notifications.report import RunReport
 from shared.sms.phone import to_e164
-from shared.storage.config import ConfigRepository, SmsConsents
 from shared.storage.ledger import LedgerRepository, day_partition
 from shared.storage.schema import SCHEMA
 from shared.tokens import sealer
-from tests.integration.reminders_world import AppSettings, Booking, book, open_organization, open_site
+from tests.integration.reminders_world import (
+    AppSettings,
+    Booking,
+    book,
+    demo_sitting_out,
+    open_organization,
+    open_site,
+)
 
 H = 60
 DAY_MINUTES = 27 * H + 30
@@ -328,18 +331,6 @@ class LogLines(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if not record.name.startswith(("sandbox", "uvicorn")):  # the stand-ins are not our app
             self.lines.append(f"{record.name} {record.getMessage()} {record.exc_text or ''}")
-
-
-@contextmanager
-def demo_sitting_out(accounts) -> Iterator[None]:
-    """The demo organization's SMS consents withdrawn for a while, then given back."""
-    repository = ConfigRepository(accounts)
-    consents = repository.sms_consents(config.ENTRA_TENANT_ID)
-    repository.save_sms_consents(config.ENTRA_TENANT_ID, SmsConsents())
-    try:
-        yield
-    finally:
-        repository.save_sms_consents(config.ENTRA_TENANT_ID, consents)
 
 
 @pytest.fixture(scope="module")

@@ -129,18 +129,6 @@ def test_a_message_is_claimed_sent_once_with_a_stable_id_and_recorded():
     assert report.sent_by_kind == {"confirmation": 1}
 
 
-def test_two_runs_at_once_send_once():
-    ledger, acs = FakeLedger(), FakeAcs()
-    message = outbound(appointment(180))
-    results: list[str] = []
-    runs = [threading.Thread(target=lambda: results.append(courier(ledger, acs).deliver(message))) for _ in range(4)]
-    for run in runs:
-        run.start()
-    for run in runs:
-        run.join()
-    assert sorted(results) == ["in_flight"] * 3 + ["sent"] and len(acs.calls) == 1
-
-
 class Crash(BaseException):
     """The worker process dying mid-send (after ACS accepted, before the ledger heard)."""
 
