@@ -129,6 +129,9 @@ param licenseEnforceInTest bool = false
 @minValue(1)
 param httpTimeoutSeconds int = 10
 
+@description('Hosts the connector talks to for an EHR (a leading dot: any host under that domain).')
+param trustedEhrHosts string = '.cerner.com'
+
 @minValue(0)
 param joinWindowMinutes int = 30
 
@@ -346,6 +349,7 @@ module functionApp 'modules/function-app.bicep' = {
     licenseSkuPartNumbers: licenseSkuPartNumbers
     licenseEnforceInTest: licenseEnforceInTest
     httpTimeoutSeconds: httpTimeoutSeconds
+    trustedEhrHosts: trustedEhrHosts
     joinWindowMinutes: joinWindowMinutes
     linkGraceHours: linkGraceHours
     lobbyAlertMinutes: lobbyAlertMinutes

@@ -72,6 +72,11 @@ class World:
     def oracle_url(self) -> str:
         return f"https://localhost:{self.ports.oracle}"
 
+    @property
+    def oracle_other_host_url(self) -> str:
+        """The same Oracle stand-in under another host name (127.0.0.1), outside the sandbox's TRUSTED_EHR_HOSTS."""
+        return f"https://127.0.0.1:{self.ports.oracle}"
+
     def fhir_base(self, cerner_tenant: str = CERNER_TEST_TENANT) -> str:
         return f"{self.oracle_url}/r4/{cerner_tenant}"
 
@@ -113,6 +118,8 @@ class World:
             "ACS_ENDPOINT": self.acs_url,
             "ACS_ACCESS_KEY": ACS_ACCESS_KEY,
             "ALLOW_PRIVATE_FHIR_HOSTS": "true",
+            # The Oracle stand-in is "localhost"; 127.0.0.1 (the same server) plays an untrusted other host.
+            "TRUSTED_EHR_HOSTS": "localhost",
             "HTTP_TIMEOUT_SECONDS": "5",
             "SMS_SCHEDULE": "0 */5 * * * *",
         }

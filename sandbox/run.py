@@ -14,51 +14,16 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from sandbox import config
 from sandbox.devca import DevCA, make_dev_ca
-from sandbox.servers import RunningServer, serve, wait_for_port
+from sandbox.running import Sandbox
+from sandbox.servers import serve, wait_for_port
 
 NODE_BIN = config.ROOT / "node_modules" / ".bin"
-
-
-@dataclass
-class Sandbox:
-    """Everything `start_sandbox` started; `stop()` ends it all."""
-
-    world: config.World
-    ca: DevCA
-    settings_env: dict[str, str]
-    state_dir: Path
-    standins: dict[str, object] = field(default_factory=dict)
-    servers: list[RunningServer] = field(default_factory=list)
-    processes: list[subprocess.Popen] = field(default_factory=list)
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-        for server in self.servers:
-            server.stop()
-
-    def urls(self) -> dict[str, str]:
-        """What a newcomer opens."""
-        world = self.world
-        return {
-            "PowerChart (start a provider launch here)": f"{world.oracle_url}/powerchart",
-            "Admin portal": f"{world.host_url}/api/portal",
-            "Patient phone (SMS outbox)": f"{world.acs_url}/outbox",
-            "Usage report (sign in as an administrator)": f"{world.host_url}/api/portal/reports/usage",
-            "Health": f"{world.host_url}/api/health",
-        }
 
 
 def die_with_parent() -> None:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from sandbox import config
+from sandbox.running import Sandbox
 from shared.settings import Settings
 from shared.storage.accounts import TableAccounts
 from shared.storage.config import ConfigRepository, FhirEndpoint, SmsConsents
-
-if TYPE_CHECKING:
-    from sandbox.run import Sandbox
 
 ORGANIZER_UPN = "virtual.appointments@contoso-health.example"
 ADMIN_OID_PLACEHOLDER = "seeded-by-make-run"

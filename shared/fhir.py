@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
+from shared.ehr_hosts import require_trusted
 from shared.errors import DependencyFailed, NotFound, NotSignedIn
 from shared.http import client, dependency
 
@@ -114,7 +115,9 @@ class FhirClient:
         self.base_url = base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {access_token}", "Accept": FHIR_JSON}
 
-    def _get(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+    def _get(self, url: str, params: dict[str, str] | None = None, what: str = "FHIR base URL") -> dict[str, Any]:
+        # The bearer token goes only to a trusted EHR host, whatever a stored URL or a Bundle says.
+        require_trusted(url, what)
         with dependency("fhir"):
             response = client("fhir").get(url, params=params, headers=self.headers)
         return self._json(response)
@@ -157,11 +160,13 @@ class FhirClient:
     def _search(self, resource_type: str, params: dict) -> Iterator[dict[str, Any]]:
         url: str | None = f"{self.base_url}/{resource_type}"
         query: dict | None = params
+        what = "FHIR base URL"
         while url:
-            bundle = self._get(url, query)
+            bundle = self._get(url, query, what)
             for entry in bundle.get("entry", []):
                 resource = entry.get("resource") or {}
                 if resource.get("resourceType") == resource_type:
                     yield resource
-            url = next((link["url"] for link in bundle.get("link", []) if link.get("relation") == "next"), None)
-            query = None
+            url = next((str(link.get("url", "")) for link in bundle.get("link", []) if link.get("relation") == "next"),
+                       None)
+            query, what = None, "paging (next) link"

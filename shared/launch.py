@@ -124,15 +124,15 @@ class ProviderLaunch:
         tenant_id, endpoint = self._endpoint(request.iss, request.environment)
         licence.require_for_launch(tenant_id, endpoint)
         configuration = smart_configuration(endpoint.base_url)
-        state, verifier = pkce.new_state(), pkce.new_verifier()
+        state, nonce, verifier = pkce.new_state(), pkce.new_nonce(), pkce.new_verifier()
         url = ehr_launch.authorize_url(
             configuration, client_id=self.settings.smart_client_id, redirect_uri=_callback_uri(),
-            launch=request.launch, state=state, aud=endpoint.base_url,
+            launch=request.launch, state=state, nonce=nonce, aud=endpoint.base_url,
             code_challenge=pkce.challenge(verifier) if configuration.pkce else None,
         )
-        cookie = sealer().seal_json({"state": state, "verifier": verifier if configuration.pkce else "",
-                                     "tenant": tenant_id, "endpoint": endpoint.id}, LAUNCH_COOKIE.ttl_seconds,
-                                    "ehr-launch")
+        started = {"state": state, "nonce": nonce, "verifier": verifier if configuration.pkce else "",
+                   "tenant": tenant_id, "endpoint": endpoint.id}
+        cookie = sealer().seal_json(started, LAUNCH_COOKIE.ttl_seconds, "ehr-launch")
         return Redirect(url, [cookie_header(LAUNCH_COOKIE, cookie)])
 
     def callback(self, query: dict[str, str], launch_cookie: str | None) -> Redirect:
@@ -157,7 +157,8 @@ class ProviderLaunch:
             client_secret=self.settings.smart_client_secret.get_secret_value(),
             code_verifier=started["verifier"] or None,
         )
-        claims = ehr_launch.verify_identity(configuration, tokens.id_token, self.settings.smart_client_id)
+        claims = ehr_launch.verify_identity(configuration, tokens.id_token, self.settings.smart_client_id,
+                                            nonce=started.get("nonce", ""))
         session = {
             "tenant": started["tenant"], "endpoint": endpoint.id, "token": tokens.access_token,
             "ehr_user": ehr_launch.ehr_user_id(claims, endpoint.base_url), "patient": tokens.patient,

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     allow_private_fhir_hosts: bool = Field(
         False, description="Accept loopback/private FHIR hosts (local sandbox only)."
     )
+    trusted_ehr_hosts: str = Field(
+        ".cerner.com", description="Comma list of hosts (a leading dot: any host under that domain) the connector "
+        "talks to for an EHR: FHIR, authorization, token, JWKS and paging links.",
+    )
     join_window_minutes: int = Field(30, ge=0, description="How early before the start a patient link opens.")
     link_grace_hours: int = Field(2, ge=0, description="How long after the appointment end a patient link works.")
     lobby_alert_minutes: int = Field(5, ge=1, description="Wait after which the provider page alerts.")
@@ -102,6 +106,11 @@ class Settings(BaseSettings):
             key_id, _, b64 = item.partition(":")
             ring[key_id] = base64.b64decode(b64)
         return ring
+
+    @property
+    def trusted_ehr_host_list(self) -> tuple[str, ...]:
+        """TRUSTED_EHR_HOSTS as lower-case entries ('.cerner.com' covers every host under cerner.com)."""
+        return tuple(h.strip().lower() for h in self.trusted_ehr_hosts.split(",") if h.strip())
 
     def hash_key_bytes(self) -> bytes:
         return base64.b64decode(self.hash_key.get_secret_value() or "")

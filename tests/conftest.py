@@ -12,7 +12,7 @@ from sandbox.devca import DevCA, make_dev_ca
 from sandbox.run import Sandbox, start_sandbox
 from sandbox.seed import sandbox_settings
 from shared.storage.accounts import TableAccounts
-from tests.integration.launching import PROVIDER
+from tests.integration.launching import PROVIDER, Cerner
 
 # Every port a test session opens is shifted by this, so two suites (two checkouts) can run side by side.
 _BASE_OFFSET = int(os.environ.get("SANDBOX_TEST_PORT_OFFSET", "1000"))
@@ -98,3 +98,21 @@ def signed_in_provider(entra):
     entra.auto_sign_in_upn = PROVIDER
     yield
     entra.auto_sign_in_upn = None
+
+
+@pytest.fixture()
+def cerner(sandbox, oracle, accounts) -> Cerner:
+    """A fresh switchable Cerner tenant, registered for the demo organization; its own FHIR base URL, so the app's
+    discovery and JWKS caches start empty for this test only."""
+    from sandbox import config
+    from sandbox.seed import ORGANIZER_UPN
+    from shared.storage.config import ConfigRepository, FhirEndpoint
+
+    tenant = oracle.add_tenant()
+    base_url = sandbox.world.fhir_base(tenant)
+    endpoint = FhirEndpoint(base_url=base_url, environment="test", display_name="Switched tenant",
+                            departments=oracle.seeded[tenant].locations, organizer=ORGANIZER_UPN)
+    repository = ConfigRepository(accounts)
+    repository.save_endpoint(config.ENTRA_TENANT_ID, endpoint, "tests")
+    yield Cerner(tenant, base_url, endpoint, sandbox.world.oracle_other_host_url)
+    repository.delete_endpoint(config.ENTRA_TENANT_ID, endpoint.id)

@@ -67,6 +67,7 @@ param smsLookaheadHours int
 param licenseSkuPartNumbers string
 param licenseEnforceInTest bool
 param httpTimeoutSeconds int
+param trustedEhrHosts string
 param joinWindowMinutes int
 param linkGraceHours int
 param lobbyAlertMinutes int
@@ -129,6 +130,7 @@ var appSettings = {
   LICENSE_ENFORCE_IN_TEST: licenseEnforceInTest ? 'true' : 'false'
 
   HTTP_TIMEOUT_SECONDS: string(httpTimeoutSeconds)
+  TRUSTED_EHR_HOSTS: trustedEhrHosts
   JOIN_WINDOW_MINUTES: string(joinWindowMinutes)
   LINK_GRACE_HOURS: string(linkGraceHours)
   LOBBY_ALERT_MINUTES: string(lobbyAlertMinutes)

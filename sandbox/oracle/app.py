@@ -27,6 +27,7 @@ def routes() -> list[BaseRoute]:
         Route("/", home),
         Route("/powerchart", powerchart.powerchart),
         Route("/jwk", oauth.jwk),
+        Route("/tenants/{tenant}/jwk", oauth.tenant_jwk),
         Route("/styles/smart-v1.json", oauth.smart_style),
         Route("/errors/{rest:path}", oauth.error_page),
         Route("/tenants/{tenant}/oidc/idsps/{idsp}/.well-known/openid-configuration", oauth.openid_configuration),
@@ -38,6 +39,12 @@ def routes() -> list[BaseRoute]:
         Route("/r4/{tenant}/{type}/{id}", fhir.read),
         Route("/r4/{tenant}/{type}", fhir.search),
     ]
+
+
+def host_name(scope: Scope) -> str:
+    """The host name the client addressed (Host header without port)."""
+    host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), "")
+    return host.rsplit(":", 1)[0] if not host.endswith("]") else host
 
 
 class FaultsAndCounts:
@@ -60,7 +67,7 @@ class FaultsAndCounts:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        self.state.count_request(self.label(scope))
+        self.state.count_request(self.label(scope), host_name(scope))
         query = scope.get("query_string", b"").decode("latin-1")
         target = scope["path"] + (f"?{query}" if query else "")
         gate = self.state.take_gate(target)

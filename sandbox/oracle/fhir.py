@@ -100,6 +100,8 @@ def guard(request: Request, resource_type: str) -> Response | None:
     if "json" not in accept and "*/*" not in accept:
         return operation_outcome(406, "not-supported", "only JSON is supported")
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if presented:
+        state.record(request.url.hostname or "", request.url.path, "bearer")
     if scheme.lower() != "bearer" or not presented:
         return operation_outcome(401, "login", "an access token is required", bearer_challenge(request))
     access = state.valid_token(presented.strip(), tenant)
@@ -167,7 +169,11 @@ def search_appointments(request: Request) -> Response:
     page = found[offset:offset + size]
     next_url = None
     if offset + size < len(found):
-        next_url = f"{fhir_base(state, request, tenant)}/Appointment?" + urlencode(
+        base = fhir_base(state, request, tenant)
+        moved = state.elsewhere(tenant, "next")
+        if moved:
+            base = base.replace(origin(state, request), moved, 1)
+        next_url = f"{base}/Appointment?" + urlencode(
             {"pageContext": encode_page(params, offset + size), "direction": "NEXT"})
     return fhir_response(bundle(request, "Appointment", page, next_url))
 

@@ -58,6 +58,16 @@ def scopes_supported() -> list[str]:
     return [*USER_IDENTITY_SCOPES, *resource_scopes, "user/Appointment.write", "system/Appointment.write"]
 
 
+def advertised(state: OracleState, request: Request, tenant: str, endpoint: str) -> str:
+    """Where discovery says an endpoint is: here, or on the other origin a test switched it to."""
+    moved = state.elsewhere(tenant, endpoint)
+    here = origin(state, request)
+    if endpoint == "jwks":
+        return f"{moved or here}/tenants/{tenant}/jwk" if tenant in state.switches else f"{here}/jwk"
+    base = auth_base(state, request, tenant).replace(here, moved or here, 1)
+    return f"{base}/personas/provider/authorize" if endpoint == "authorize" else f"{base}/token"
+
+
 async def smart_configuration(request: Request) -> Response:
     """GET {fhir base}/.well-known/smart-configuration in Cerner's shape."""
     state, tenant = oracle(request), request.path_params["tenant"]
@@ -67,12 +77,12 @@ async def smart_configuration(request: Request) -> Response:
     here = origin(state, request)
     body = {
         "issuer": issuer(state, request, tenant),
-        "authorization_endpoint": f"{base}/personas/provider/authorize",
-        "token_endpoint": f"{base}/token",
+        "authorization_endpoint": advertised(state, request, tenant, "authorize"),
+        "token_endpoint": advertised(state, request, tenant, "token"),
         "revocation_endpoint": f"{base}/token/revoke",
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
-        "jwks_uri": f"{here}/jwk",
+        "jwks_uri": advertised(state, request, tenant, "jwks"),
         "grant_types_supported": ["authorization_code", "client_credentials"],
         "scopes_supported": scopes_supported(),
         "response_types_supported": ["code"],
@@ -97,7 +107,7 @@ async def openid_configuration(request: Request) -> Response:
         "require_request_uri_registration": False,
         "request_uri_parameter_supported": True,
         "claims_parameter_supported": False,
-        "jwks_uri": f"{origin(state, request)}/jwk",
+        "jwks_uri": advertised(state, request, tenant, "jwks"),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "issuer": iss,
@@ -109,6 +119,15 @@ async def openid_configuration(request: Request) -> Response:
 async def jwk(request: Request) -> Response:
     """GET /jwk: the public keys that sign id_tokens."""
     return json_response(oracle(request).jwks())
+
+
+async def tenant_jwk(request: Request) -> Response:
+    """GET /tenants/{tenant}/jwk: the key ring of a tenant a test switched (rotation, several keys)."""
+    state, tenant = oracle(request), request.path_params["tenant"]
+    if tenant not in state.switches:
+        return unknown_tenant(tenant)
+    state.record(request.url.hostname or "", request.url.path, "jwks")
+    return json_response(state.jwks(tenant))
 
 
 async def error_page(request: Request) -> Response:
@@ -215,6 +234,7 @@ async def authorize(request: Request) -> Response:
     """GET/POST .../personas/provider/authorize: the signed-in PowerChart user approves at once."""
     state, tenant = oracle(request), request.path_params["tenant"]
     params = await form_and_query(request)
+    state.record(request.url.hostname or "", request.url.path, "authorize")
     if tenant not in state.tenants:
         return page(404, "Unknown tenant", "This tenant is not hosted here.")
     client = state.client(params.get("client_id", ""))

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sandbox.config import CERNER_PROD_TENANT, CERNER_TEST_TENANT
 from sandbox.oracle.resources import PatientSpec
-
-if TYPE_CHECKING:
-    from sandbox.oracle.state import OracleState
 
 # Obviously fake people; phone numbers in the 555-0100..0199 range reserved for fiction.
 PATIENTS = (
@@ -69,19 +66,38 @@ class Seeded:
     cancelled: list[str] = field(default_factory=list)
 
 
+class SeedableEhr(Protocol):
+    """What seeding needs of the stand-in's state; the state seeds itself, so this module must not import it."""
+
+    tenants: tuple[str, ...]
+    seeded: dict[str, Seeded]
+
+    def add_practitioner(self, given: str, family: str, npi: str, username: str, *,
+                         practitioner_id: str | None = None, tenant: str = CERNER_TEST_TENANT) -> str: ...
+
+    def add_location(self, name: str, *, location_id: str | None = None, tenant: str = CERNER_TEST_TENANT) -> str: ...
+
+    def add_patient(self, spec: PatientSpec, *, patient_id: str | None = None,
+                    tenant: str = CERNER_TEST_TENANT) -> str: ...
+
+    def add_appointment(self, *, patient_id: str, practitioner_id: str, location_id: str, start: datetime,
+                        end: datetime, status: str = "booked", tenant: str = CERNER_TEST_TENANT,
+                        appointment_id: str | None = None) -> str: ...
+
+
 def slot_base(now: datetime) -> datetime:
     """Now, floored to five minutes, so the seeded times look like a real schedule."""
     return now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
 
 
-def seed(state: OracleState, now: datetime) -> dict[str, Seeded]:
+def seed(state: SeedableEhr, now: datetime) -> dict[str, Seeded]:
     """Fill every tenant of the state with the fake world; return the ids per tenant."""
     seeded = {tenant: seed_tenant(state, tenant, now) for tenant in state.tenants}
     state.seeded.update(seeded)
     return seeded
 
 
-def seed_tenant(state: OracleState, tenant: str, now: datetime) -> Seeded:
+def seed_tenant(state: SeedableEhr, tenant: str, now: datetime) -> Seeded:
     """Practitioners, locations, patients and ~a day and a half of appointments in one tenant."""
     base = ID_BASES.get(tenant, 0)
     out = Seeded()

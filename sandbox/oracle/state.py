@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import secrets
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from sandbox.config import (
     world,
 )
 from sandbox.oracle import resources
-from sandbox.oracle.seed import ID_BASES, Seeded, seed
+from sandbox.oracle.seed import ID_BASES, Seeded, seed, seed_tenant
+from sandbox.oracle.switches import ENDPOINTS, Forgery, Received, TenantSwitches, new_signing_key
 
 LAUNCH_LIFETIME = timedelta(minutes=5)
 CODE_LIFETIME = timedelta(seconds=60)
@@ -142,6 +144,7 @@ class OracleState:
         self.pkce_required = True
         self.deny_next_authorization = False
         self.request_counts: Counter[str] = Counter()
+        self.requests_by_host: Counter[str] = Counter()
         self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.key_id = secrets.token_hex(8)
         self.clients: dict[str, Client] = {}
@@ -152,6 +155,8 @@ class OracleState:
         self.faults: list[Fault] = []
         self.delays: list[Fault] = []
         self.gates: list[Gate] = []
+        self.switches: dict[str, TenantSwitches] = {}
+        self.received: list[Received] = []
         self.data = {tenant: TenantData({}, {}, {}, 4822400 + ID_BASES.get(tenant, 0)) for tenant in tenants}
         self.seeded: dict[str, Seeded] = {}
         self.register_client(SMART_CLIENT_ID, redirect_uris or [f"{host}/api/launch/callback"])
@@ -165,14 +170,67 @@ class OracleState:
         """The world's current time (UTC), from the injectable clock."""
         return self.clock()
 
-    def jwks(self) -> dict[str, Any]:
-        """Public JWKS of the id_token signing key."""
+    def jwks(self, tenant: str | None = None) -> dict[str, Any]:
+        """Public JWKS of the id_token signing key (of a tenant with its own key ring, when named)."""
+        with self.lock:
+            if tenant in self.switches:
+                return self.switches[tenant].jwks()
         public = jwt.algorithms.RSAAlgorithm.to_jwk(self.signing_key.public_key(), as_dict=True)
         return {"keys": [{**public, "kid": self.key_id, "use": "sig", "alg": "RS256"}]}
 
-    def sign(self, claims: dict[str, Any]) -> str:
-        """An RS256 JWT signed with the server's key."""
+    def sign(self, claims: dict[str, Any], tenant: str | None = None) -> str:
+        """An RS256 JWT signed with the server's key (a switched tenant's key, or its pending forgery)."""
+        with self.lock:
+            if tenant in self.switches:
+                return self.switches[tenant].sign(claims)
         return jwt.encode(claims, self.signing_key, algorithm="RS256", headers={"kid": self.key_id, "typ": "JWT"})
+
+    # ---- misbehaving tenants and received credentials (security tests) --------------------------------
+
+    def add_tenant(self, tenant: str | None = None) -> str:
+        """A new seeded tenant with its own key ring (JWKS at /tenants/{tenant}/jwk), ready to be switched."""
+        tenant = tenant or str(uuid.uuid4())
+        with self.lock:
+            self.tenants = (*self.tenants, tenant)
+            self.data[tenant] = TenantData({}, {}, {}, 4822400)
+            self.switches[tenant] = TenantSwitches(keys=[new_signing_key()])
+            self.seeded[tenant] = seed_tenant(self, tenant, self.now())
+        return tenant
+
+    def advertise_elsewhere(self, tenant: str, endpoint: str, other_origin: str) -> None:
+        """Publish a tenant's authorize/token/jwks endpoint, or its search `next` links, on another origin."""
+        assert endpoint in ENDPOINTS, endpoint
+        with self.lock:
+            self.switches[tenant].elsewhere[endpoint] = other_origin.rstrip("/")
+
+    def elsewhere(self, tenant: str, endpoint: str) -> str | None:
+        """The other origin a tenant advertises for an endpoint, if switched."""
+        with self.lock:
+            switches = self.switches.get(tenant)
+            return switches.elsewhere.get(endpoint) if switches else None
+
+    def rotate_keys(self, tenant: str, keep_previous: bool = True) -> str:
+        """Sign a tenant's id_tokens with a new key; its JWKS lists the new key (and the previous ones if kept)."""
+        with self.lock:
+            switches = self.switches[tenant]
+            switches.keys.insert(0, new_signing_key())
+            switches.published = switches.published + 1 if keep_previous else 1
+            return switches.keys[0][0]
+
+    def forge_next_id_token(self, tenant: str, **forgery: Any) -> None:
+        """Make the tenant's next id_token wrong as described (see Forgery)."""
+        with self.lock:
+            self.switches[tenant].forgery = Forgery(**forgery)
+
+    def record(self, host: str, path: str, *kinds: str) -> None:
+        """Remember which credentials reached which host name."""
+        with self.lock:
+            self.received.extend(Received(host, path, kind) for kind in kinds)
+
+    def received_by(self, host: str) -> list[Received]:
+        """Every credential (and authorize visit, JWKS fetch) that reached the stand-in under this host name."""
+        with self.lock:
+            return [item for item in self.received if item.host == host]
 
     def register_client(self, client_id: str, redirect_uris: list[str], secret: str | None = None) -> None:
         """Register (or replace) a user-facing SMART app; public unless a secret is given."""
@@ -407,7 +465,8 @@ class OracleState:
                     return fault
             return None
 
-    def count_request(self, label: str) -> None:
-        """Count one request for a route label like "GET /r4/{tenant}/Appointment"."""
+    def count_request(self, label: str, host: str = "") -> None:
+        """Count one request for a route label like "GET /r4/{tenant}/Appointment", and for the host name used."""
         with self.lock:
             self.request_counts[label] += 1
+            self.requests_by_host[host] += 1

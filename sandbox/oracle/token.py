@@ -45,6 +45,7 @@ async def token(request: Request) -> Response:
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return oauth_error("invalid_request", "the body must be application/x-www-form-urlencoded")
     params = dict(parse_qsl((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=True))
+    record_credentials(state, request, params)
     try:
         if params.get("grant_type") == "authorization_code":
             return code_grant(state, request, tenant, params)
@@ -54,6 +55,13 @@ async def token(request: Request) -> Response:
         challenge = {"WWW-Authenticate": 'Basic realm="smart-v1"'} if refused.status == 401 else {}
         return oauth_error("invalid_client", refused.description, refused.status, challenge)
     return oauth_error("unsupported_grant_type", "grant_type must be authorization_code or client_credentials")
+
+
+def record_credentials(state: OracleState, request: Request, params: dict[str, str]) -> None:
+    """Note which credentials reached this host name (tests assert none reach an untrusted one)."""
+    sent = ["basic"] if request.headers.get("authorization", "").lower().startswith("basic ") else []
+    sent += [kind for kind in ("client_assertion", "client_secret", "code") if params.get(kind)]
+    state.record(request.url.hostname or "", request.url.path, *sent)
 
 
 def basic_credentials(request: Request) -> tuple[str, str] | None:
@@ -165,7 +173,7 @@ def id_token(state: OracleState, request: Request, record: AuthCode) -> str:
         claims["fhirUser"] = f"{fhir_base(state, request, record.tenant)}/Practitioner/{practitioner_id}"
     if record.nonce is not None:
         claims["nonce"] = record.nonce
-    return state.sign(claims)
+    return state.sign(claims, record.tenant)
 
 
 def client_credentials_grant(state: OracleState, request: Request, tenant: str, params: dict[str, str]) -> Response:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -12,8 +11,9 @@ from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
+from shared.ehr_hosts import host_is_trusted, url_is_trusted
 from shared.errors import ConnectorError, InvalidInput
-from shared.http import client
+from shared.http import client, refused_address
 from shared.settings import get_settings
 from shared.smart.discovery import smart_configuration
 from shared.storage.config import ConfigRepository, normalize_base_url
@@ -21,6 +21,7 @@ from shared.storage.config import ConfigRepository, normalize_base_url
 CHECKS = {
     "url": "Is a complete URL",
     "https": "Uses https",
+    "trusted_host": "Host is a trusted Oracle Health host",
     "registered": "Is not registered under the other environment",
     "address": "Host resolves to a public address",
     "metadata": "metadata answers with a CapabilityStatement",
@@ -76,17 +77,16 @@ def check_url(url: str) -> SplitResult:
     return parts
 
 
-def refused_address(address: str, allow_private: bool) -> bool:
-    """True for addresses the connector must not call (private, loopback, link-local and the like)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    # Link-local (cloud metadata services live there), multicast and unspecified are never a FHIR server.
-    if ip.is_link_local or ip.is_multicast or ip.is_unspecified:
-        return True
-    if ip.is_loopback or ip.is_private or ip.is_reserved:
-        return not allow_private
-    return not ip.is_global
+def check_trusted_host(parts: SplitResult) -> None:
+    """The host is on TRUSTED_EHR_HOSTS: the connector sends Cerner credentials nowhere else."""
+    host = parts.hostname or ""
+    if not host_is_trusted(host):
+        trusted = ", ".join(get_settings().trusted_ehr_host_list) or "none"
+        raise FhirUrlInvalid(
+            "trusted_host", f"FHIR URL isn't valid: {host} is not a trusted Oracle Health host (trusted: {trusted}).",
+            f"{R4_HINT} If Oracle Health serves your environment from another host, IT can add it to the "
+            "TRUSTED_EHR_HOSTS app setting.",
+        )
 
 
 def resolve(host: str, port: int) -> list[str]:
@@ -146,8 +146,9 @@ def check_metadata(base_url: str) -> str:
 
 
 def check_smart(base_url: str) -> None:
+    """The SMART configuration answers, and every endpoint it names is on a trusted host."""
     try:
-        smart_configuration(base_url)
+        configuration = smart_configuration(base_url)
     except ConnectorError as exc:
         raise FhirUrlInvalid(
             "smart_configuration", f"FHIR URL isn't valid: {base_url}/.well-known/smart-configuration is "
@@ -155,6 +156,14 @@ def check_smart(base_url: str) -> None:
             "Use the secure R4 endpoint (fhir-ehr…), not the open one (fhir-open…), which has no SMART "
             "configuration.",
         ) from exc
+    for what, url in configuration.endpoints().items():
+        if not url_is_trusted(url):
+            raise FhirUrlInvalid(
+                "smart_configuration", f"FHIR URL isn't valid: its SMART configuration names a {what} on "
+                f"{urlsplit(url).hostname or 'no host'}, which is not a trusted Oracle Health host, so the connector "
+                "would not send it credentials.",
+                "Check with Oracle Health that this is your environment's FHIR base URL.",
+            )
 
 
 def check_registration(repository: ConfigRepository, tenant_id: str, base_url: str, environment: str,
@@ -180,7 +189,8 @@ def validate(repository: ConfigRepository, tenant_id: str, url: str, environment
              editing: str | None = None) -> Report:
     """Run every check in order; the first failure raises FhirUrlInvalid naming its check."""
     parts = check_url(url)
-    report = Report(normalize_base_url(url), ["url", "https"])
+    check_trusted_host(parts)
+    report = Report(normalize_base_url(url), ["url", "https", "trusted_host"])
     check_registration(repository, tenant_id, report.base_url, environment, editing)
     report.passed.append("registered")
     check_address(parts)

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from shared.cache import TtlCache
+from shared.ehr_hosts import require_trusted
 from shared.errors import DependencyFailed
 from shared.http import client, dependency
 from shared.settings import get_settings
@@ -34,6 +35,14 @@ def _client_assertion(token_endpoint: str) -> str:
                       headers={"kid": settings.smart_system_key_id, "typ": "JWT"})
 
 
+def _use_client_assertion(offered: bool) -> bool:
+    """private_key_jwt when a key is configured and the server offers it (or no secret is there to fall back on)."""
+    settings = get_settings()
+    if not settings.smart_system_private_key.get_secret_value():
+        return False
+    return offered or not settings.smart_system_secret.get_secret_value()
+
+
 def system_token(fhir_base_url: str, refresh: bool = False) -> str:
     """A system access token for the FHIR base URL, reused until shortly before it expires.
 
@@ -45,17 +54,17 @@ def system_token(fhir_base_url: str, refresh: bool = False) -> str:
 def _request_token(fhir_base_url: str) -> tuple[str, int]:
     settings = get_settings()
     configuration = smart_configuration(fhir_base_url)
+    # The secret and the assertion exist only after the token endpoint passed the trusted-host check.
+    token_endpoint = require_trusted(configuration.token_endpoint, "token endpoint")
     form = {"grant_type": "client_credentials",
             "scope": V2_SYSTEM_SCOPES if configuration.scopes_v2 else V1_SYSTEM_SCOPES}
     auth = None
-    if settings.smart_system_private_key.get_secret_value():
-        form |= {"client_assertion_type": ASSERTION_TYPE,
-                 "client_assertion": _client_assertion(configuration.token_endpoint)}
+    if _use_client_assertion(configuration.private_key_jwt):
+        form |= {"client_assertion_type": ASSERTION_TYPE, "client_assertion": _client_assertion(token_endpoint)}
     else:
         auth = (settings.smart_system_client_id, settings.smart_system_secret.get_secret_value())
     with dependency("smart"):
-        response = client("smart").post(configuration.token_endpoint, data=form, auth=auth,
-                                        headers={"Accept": "application/json"})
+        response = client("smart").post(token_endpoint, data=form, auth=auth, headers={"Accept": "application/json"})
     if response.status_code != 200:
         raise DependencyFailed("Cerner refused the connector's system account.",
                                next_step="Ask IT to check the system account and its scopes in Cerner.")

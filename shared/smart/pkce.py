@@ -1,4 +1,4 @@
-"""PKCE (RFC 7636) with S256 only, as SMART requires."""
+"""PKCE (RFC 7636) with S256 only, as SMART requires; and the other single-use values of a launch (state, nonce)."""
 
 from __future__ import annotations
 
@@ -18,4 +18,9 @@ def challenge(verifier: str) -> str:
 
 def new_state() -> str:
     """Opaque state with 256 bits of entropy (SMART asks for at least 122)."""
+    return secrets.token_urlsafe(32)
+
+
+def new_nonce() -> str:
+    """OpenID Connect nonce with 256 bits of entropy, echoed in the id_token to tie it to this browser's launch."""
     return secrets.token_urlsafe(32)

@@ -65,7 +65,7 @@ def step_1(page, fresh, departments: list[str]) -> None:
     page.fill("#organizer", ORGANIZER)
     page.click("#validate")
     message(page, "The FHIR base URL is valid (FHIR 4.0.1).")
-    assert page.locator("#checks li").count() == 7
+    assert page.locator("#checks li").count() == 8
     page.select_option("#region", "americas")
     shot(page, "03-step1-validated")
     page.click("#save-endpoint")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
+import httpx
+
 from sandbox import config
 from shared.sms.phone import to_e164
+from shared.storage.config import FhirEndpoint
 
 PROVIDER = "dr.grey@contoso-health.example"
 PRACTITIONER = "12742069"
@@ -51,3 +55,30 @@ def new_appointment(oracle, practitioner: str = PRACTITIONER, minutes_from_now: 
     display = next(p["actor"]["display"] for p in oracle.resource("Appointment", appointment_id, tenant)["participant"]
                    if "Patient/" in p["actor"]["reference"])
     return appointment_id, display, mobile
+
+
+@dataclass
+class Cerner:
+    """A Cerner tenant of the stand-in (switchable: see sandbox/oracle/switches.py), registered as a test endpoint."""
+
+    tenant: str
+    base_url: str
+    endpoint: FhirEndpoint
+    other_origin: str  # the same server under another host name, outside the sandbox's TRUSTED_EHR_HOSTS
+
+    def appointment(self, oracle) -> str:
+        return todays_appointments(oracle, tenant=self.tenant)[0]
+
+
+def launch_at(sandbox, oracle, cerner: Cerner) -> httpx.Response:
+    """A provider launch at the tenant, followed like a browser does, to the page it ends on."""
+    url = launch_url(sandbox, oracle.create_launch(cerner.appointment(oracle), tenant=cerner.tenant),
+                     iss=cerner.base_url)
+    with httpx.Client(follow_redirects=True, timeout=30) as browser:
+        return browser.get(url)
+
+
+def linked_ehr_users(accounts, cerner: Cerner) -> list[dict]:
+    """EHR users linked under the tenant's endpoint."""
+    table = accounts.table("ehrusers", "americas")
+    return [dict(row) for row in table.list_entities() if row["PartitionKey"] == cerner.endpoint.id]

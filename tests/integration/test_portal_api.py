@@ -203,10 +203,10 @@ def test_each_validation_check_names_itself_and_says_what_failed(sandbox, admin,
         ("https://fhir.example/r4/abc?x=1", "url", "FHIR URL isn't valid: remove the user name, query string or "
                                                    "fragment; enter the base URL only."),
         ("http://fhir-ehr.cerner.com/r4/abc", "https", "FHIR URL isn't valid: it must start with https://."),
-        ("https://no-such-host.invalid/r4/abc", "address",
-         "FHIR URL isn't valid: the host no-such-host.invalid could not be resolved."),
-        ("https://169.254.169.254/r4/abc", "address", "FHIR URL isn't valid: the host 169.254.169.254 resolves to a "
-                                                      "private, loopback or link-local address (169.254.169.254)."),
+        ("https://no-such-host.invalid/r4/abc", "trusted_host",
+         "FHIR URL isn't valid: no-such-host.invalid is not a trusted Oracle Health host (trusted: localhost)."),
+        ("https://169.254.169.254/r4/abc", "trusted_host",
+         "FHIR URL isn't valid: 169.254.169.254 is not a trusted Oracle Health host (trusted: localhost)."),
         (f"{unused}/r4/abc", "metadata", f"FHIR URL isn't valid: {unused}/r4/abc/metadata could not be reached."),
         (f"{oracle}/r4/not-a-tenant", "metadata",
          f"FHIR URL isn't valid: {oracle}/r4/not-a-tenant/metadata answered HTTP 404."),
@@ -240,8 +240,8 @@ def test_valid_url_passes_every_check_in_order(admin, fhir_server):
     assert response.status_code == 200, response.text
     report = response.json()
     assert report["valid"] and report["fhir_version"] == "4.0.1" and report["base_url"] == f"{fhir_server}/r4/good"
-    assert [c["check"] for c in report["checks"]] == ["url", "https", "registered", "address", "metadata",
-                                                      "fhir_version", "smart_configuration"]
+    assert [c["check"] for c in report["checks"]] == ["url", "https", "trusted_host", "registered", "address",
+                                                      "metadata", "fhir_version", "smart_configuration"]
 
 
 def test_bad_request_bodies_get_a_4xx_with_a_message(admin):

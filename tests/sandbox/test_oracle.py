@@ -542,3 +542,41 @@ def test_fault_injection_and_request_counts(http: httpx.Client, state: OracleSta
     assert failed.status_code == 503 and time.monotonic() - began >= 0.3
     assert http.get(f"/r4/{CERNER_TEST_TENANT}/Appointment/4822401", headers=bearer(token)).status_code == 200
     assert state.request_counts["GET /r4/{tenant}/Appointment/{id}"] == before + 2
+
+
+def test_a_switched_tenant_points_elsewhere_rotates_keys_and_records_what_each_host_received(state, origin):
+    tenant = state.add_tenant()
+    other = origin.replace("localhost", "127.0.0.1")
+    state.advertise_elsewhere(tenant, "token", other)
+    state.advertise_elsewhere(tenant, "jwks", other)
+    discovery = httpx.get(f"{origin}/r4/{tenant}/.well-known/smart-configuration").json()
+    assert discovery["token_endpoint"] == f"{other}/tenants/{tenant}/protocols/oauth2/profiles/smart-v1/token"
+    assert discovery["jwks_uri"] == f"{other}/tenants/{tenant}/jwk"
+    assert discovery["authorization_endpoint"].startswith(f"{origin}/tenants/{tenant}/")
+
+    first = [key["kid"] for key in httpx.get(discovery["jwks_uri"]).json()["keys"]]
+    rotated = state.rotate_keys(tenant)
+    assert [key["kid"] for key in httpx.get(discovery["jwks_uri"]).json()["keys"]] == [rotated, *first]
+    state.rotate_keys(tenant, keep_previous=False)
+    assert len(httpx.get(discovery["jwks_uri"]).json()["keys"]) == 1
+
+    granted = httpx.post(discovery["token_endpoint"], data={"grant_type": "client_credentials",
+                                                            "scope": "system/Patient.read"},
+                         auth=(SMART_SYSTEM_CLIENT_ID, SMART_SYSTEM_SECRET))
+    assert granted.status_code == 200
+    assert [r.kind for r in state.received_by("127.0.0.1") if r.path.endswith("/token")] == ["basic"]
+    assert not [r for r in state.received_by("localhost") if tenant in r.path and r.path.endswith("/token")]
+
+
+def test_a_switched_tenant_forges_its_next_id_token_once(state):
+    tenant = state.add_tenant()
+    claims = {"iss": "https://issuer.example/", "aud": SMART_CLIENT_ID, "iat": 1, "exp": 2}
+    state.forge_next_id_token(tenant, drop_kid=True, drop_claims=("exp",), set_claims={"azp": "other"})
+    forged = state.sign(claims, tenant)
+    assert "kid" not in jwt.get_unverified_header(forged)
+    assert jwt.decode(forged, options={"verify_signature": False}) == {
+        "iss": "https://issuer.example/", "aud": SMART_CLIENT_ID, "iat": 1, "azp": "other"}
+    genuine = state.sign(claims, tenant)
+    key = jwt.PyJWKSet.from_dict(state.jwks(tenant))[jwt.get_unverified_header(genuine)["kid"]]
+    assert jwt.decode(genuine, key.key, algorithms=["RS256"], audience=SMART_CLIENT_ID,
+                      options={"verify_exp": False}) == claims

@@ -20,9 +20,13 @@ def _running_server(dev_ca):
 
 
 @pytest.fixture()
-def server(_running_server) -> AuthorizationServer:
-    """The server with its default answers, nothing asked yet, and nothing cached in this process."""
+def server(_running_server, monkeypatch) -> AuthorizationServer:
+    """The server with its default answers, nothing asked yet, nothing cached in this process, and its host
+    trusted as an Oracle Health host."""
+    monkeypatch.setenv("TRUSTED_EHR_HOSTS", "localhost")
+    monkeypatch.setenv("ALLOW_PRIVATE_FHIR_HOSTS", "true")  # the server listens on loopback, like the sandbox
     _running_server.reset()
     reset_process_state()
     yield _running_server
+    monkeypatch.undo()
     reset_process_state()

@@ -63,7 +63,8 @@ def test_v2_scopes_when_the_server_advertises_only_v2(server, system_account):
 ])
 def test_with_a_private_key_a_short_lived_single_use_assertion_goes_to_the_token_endpoint(server, system_account, key,
                                                                                        algorithm):
-    use(system_account, SMART_SYSTEM_PRIVATE_KEY=pem(key), SMART_SYSTEM_SECRET="ignored-when-a-key-is-set")
+    server.reset(token_endpoint_auth_methods_supported=["private_key_jwt", "client_secret_basic"])
+    use(system_account, SMART_SYSTEM_PRIVATE_KEY=pem(key), SMART_SYSTEM_SECRET="not-used-when-assertions-are-offered")
     system_token(server.fhir_base)
     [asked] = server.asked_for(TOKEN)
     assert asked.authorization == "", "no secret travels with a client assertion"
@@ -78,6 +79,17 @@ def test_with_a_private_key_a_short_lived_single_use_assertion_goes_to_the_token
     system_token(server.fhir_base, refresh=True)
     assert jwt.decode(server.asked_for(TOKEN)[1].form["client_assertion"], options={"verify_signature": False})[
         "jti"] != claims["jti"], "every assertion is new"
+
+
+def test_a_key_and_a_secret_use_the_secret_where_assertions_are_not_offered_and_the_key_where_nothing_else_is(
+        server, system_account):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    use(system_account, SMART_SYSTEM_PRIVATE_KEY=pem(key), SMART_SYSTEM_SECRET="sys-secret")
+    system_token(server.fhir_base)
+    assert basic_credentials(server.asked_for(TOKEN)[0].authorization) == ("system-app", "sys-secret")
+    use(system_account, SMART_SYSTEM_SECRET="")
+    system_token(server.fhir_base, refresh=True)
+    assert server.asked_for(TOKEN)[1].form["client_assertion_type"] == ASSERTION_TYPE
 
 
 def test_the_token_is_reused_until_thirty_seconds_before_it_expires(server, system_account):

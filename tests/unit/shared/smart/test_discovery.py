@@ -26,8 +26,8 @@ def test_a_trailing_slash_on_the_base_url_reads_the_same_document(server):
 
 
 @pytest.mark.parametrize(("methods", "pkce"), [(["S256"], True), (["plain", "S256"], True), (["plain"], False),
-                                               ([], False)])
-def test_pkce_only_when_s256_is_advertised(server, methods, pkce):
+                                               ([], True)])
+def test_pkce_unless_the_server_lists_its_methods_without_s256(server, methods, pkce):
     server.reset(code_challenge_methods_supported=methods)
     assert smart_configuration(server.fhir_base).pkce is pkce
 

@@ -21,30 +21,36 @@ from shared.smart.ehr_launch import (
 from shared.smart.id_token import IdTokenInvalid
 from tests.unit.shared.smart.authorization_server import CLIENT_ID, basic_credentials
 
-CONFIGURATION = SmartConfiguration(authorization_endpoint="https://auth.example/authorize",
-                                   token_endpoint="https://auth.example/token")
 ISS = "https://fhir.example/r4/tenant"
+
+
+@pytest.fixture()
+def configuration(server) -> SmartConfiguration:
+    """A configuration whose endpoints are on a trusted host (the test server's)."""
+    return SmartConfiguration(authorization_endpoint=f"{server.origin}/auth/authorize",
+                              token_endpoint=f"{server.origin}/auth/token")
 
 
 def query(url: str) -> dict[str, str]:
     return {name: values[0] for name, values in parse_qs(urlsplit(url).query, strict_parsing=True).items()}
 
 
-def test_the_authorize_url_carries_every_parameter_smart_requires():
-    url = authorize_url(CONFIGURATION, client_id="app", redirect_uri="https://c.example/cb", launch="L1", state="S1",
-                        aud=ISS, code_challenge="C1")
-    assert url.startswith("https://auth.example/authorize?")
+def test_the_authorize_url_carries_every_parameter_smart_requires(server, configuration):
+    url = authorize_url(configuration, client_id="app", redirect_uri="https://c.example/cb", launch="L1", state="S1",
+                        nonce="N1", aud=ISS, code_challenge="C1")
+    assert url.startswith(f"{server.origin}/auth/authorize?")
     assert query(url) == {"response_type": "code", "client_id": "app", "redirect_uri": "https://c.example/cb",
-                          "launch": "L1", "scope": V1_SCOPES, "state": "S1", "aud": ISS, "code_challenge": "C1",
-                          "code_challenge_method": "S256"}
+                          "launch": "L1", "scope": V1_SCOPES, "state": "S1", "nonce": "N1", "aud": ISS,
+                          "code_challenge": "C1", "code_challenge_method": "S256"}
 
 
-def test_without_a_challenge_no_pkce_parameters_and_v2_scopes_when_advertised():
-    v2 = CONFIGURATION.model_copy(update={"capabilities": ["permission-v2"],
-                                          "authorization_endpoint": "https://auth.example/authorize?tenant=t"})
-    url = authorize_url(v2, client_id="app", redirect_uri="r", launch="L", state="S", aud=ISS, code_challenge=None)
+def test_without_a_challenge_no_pkce_parameters_and_v2_scopes_when_advertised(server, configuration):
+    v2 = configuration.model_copy(update={"capabilities": ["permission-v2"],
+                                          "authorization_endpoint": f"{server.origin}/auth/authorize?tenant=t"})
+    url = authorize_url(v2, client_id="app", redirect_uri="r", launch="L", state="S", nonce="N", aud=ISS,
+                        code_challenge=None)
     params = query(url)
-    assert url.startswith("https://auth.example/authorize?tenant=t&"), "an endpoint with a query keeps it"
+    assert url.startswith(f"{server.origin}/auth/authorize?tenant=t&"), "an endpoint with a query keeps it"
     assert params["scope"] == V2_SCOPES and params["tenant"] == "t"
     assert "code_challenge" not in params and "code_challenge_method" not in params
 
@@ -108,35 +114,38 @@ def test_a_broken_token_endpoint_is_a_dependency_failure(server, status, body):
 
 
 def test_the_identity_is_verified_against_the_published_issuer_and_keys(server):
-    claims = verify_identity(smart_configuration(server.fhir_base), server.sign(fhirUser="Practitioner/7"), CLIENT_ID)
+    claims = verify_identity(smart_configuration(server.fhir_base), server.sign(fhirUser="Practitioner/7", nonce="n"),
+                             CLIENT_ID, nonce="n")
     assert claims["fhirUser"] == "Practitioner/7"
+    with pytest.raises(IdTokenInvalid, match="does not belong"):
+        verify_identity(smart_configuration(server.fhir_base), server.sign(nonce="other"), CLIENT_ID, nonce="n")
 
 
 def test_without_a_published_jwks_uri_the_issuers_openid_configuration_names_the_keys(server):
     server.reset(jwks_uri="")
-    assert verify_identity(smart_configuration(server.fhir_base), server.sign(), CLIENT_ID)["sub"] == "user-1"
+    assert verify_identity(smart_configuration(server.fhir_base), server.sign(), CLIENT_ID, None)["sub"] == "user-1"
     assert server.asked_for("/auth/.well-known/openid-configuration")
 
 
 def test_a_token_from_another_issuer_than_the_published_one_is_refused_before_any_key_is_read(server):
     configuration = smart_configuration(server.fhir_base)
     with pytest.raises(IdTokenInvalid, match="unexpected issuer"):
-        verify_identity(configuration, server.sign(iss=f"{server.origin}/other/"), CLIENT_ID)
+        verify_identity(configuration, server.sign(iss=f"{server.origin}/other/"), CLIENT_ID, None)
     assert server.asked_for("/auth/jwks") == []
 
 
 def test_without_a_published_issuer_only_one_on_the_token_endpoints_host_is_trusted(server):
     server.reset(issuer="")
     configuration = smart_configuration(server.fhir_base)
-    assert verify_identity(configuration, server.sign(), CLIENT_ID)["sub"] == "user-1"
+    assert verify_identity(configuration, server.sign(), CLIENT_ID, None)["sub"] == "user-1"
     with pytest.raises(IdTokenInvalid, match="unexpected issuer"):
-        verify_identity(configuration, server.sign(iss="https://evil.example/auth/"), CLIENT_ID)
+        verify_identity(configuration, server.sign(iss="https://evil.example/auth/"), CLIENT_ID, None)
 
 
 @pytest.mark.parametrize("token", ["", "garbage"])
 def test_a_missing_or_malformed_id_token_is_refused(server, token):
     with pytest.raises(IdTokenInvalid):
-        verify_identity(smart_configuration(server.fhir_base), token, CLIENT_ID)
+        verify_identity(smart_configuration(server.fhir_base), token, CLIENT_ID, None)
 
 
 @pytest.mark.parametrize(("claims", "expected"), [

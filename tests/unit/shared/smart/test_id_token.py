@@ -49,19 +49,30 @@ def test_a_rotated_key_is_found_after_one_refresh(server):
     assert validate(server, server.sign(key=OTHER_KEY, kid="k2"))["sub"] == "user-1"
 
 
-def test_a_token_without_kid_is_checked_against_the_freshly_read_keys(server):
+def test_a_token_without_kid_is_checked_against_the_only_key_and_never_a_guess_among_several(server):
     assert validate(server, server.sign(kid=None))["sub"] == "user-1"
     with pytest.raises(IdTokenInvalid):
         validate(server, server.sign(key=OTHER_KEY, kid=None))
+    server.answer("/auth/jwks", body={"keys": [public_jwk(SIGNING_KEY, "k1"), public_jwk(OTHER_KEY, "k2")]})
+    validate(server, server.sign(kid="k2", key=OTHER_KEY))  # refreshes the keys: now two
+    with pytest.raises(IdTokenInvalid, match="does not name its signing key"):
+        validate(server, server.sign(kid=None))
+
+
+def test_several_audiences_need_azp_naming_us(server):
+    assert validate(server, server.sign(aud=[CLIENT_ID, "other"], azp=CLIENT_ID))["azp"] == CLIENT_ID
 
 
 @pytest.mark.parametrize(("claims", "why"), [
-    ({"aud": "someone-else"}, "could not be verified"),
-    ({"iss": "https://evil.example/auth/"}, "could not be verified"),
+    ({"aud": "someone-else"}, "another application"),
+    ({"iss": "https://evil.example/auth/"}, "unexpected issuer"),
     ({"exp": int(time.time()) - 120}, "expired"),
-    ({"iat": None}, "could not be verified"),
-    ({"exp": None}, "could not be verified"),
-    ({"aud": None}, "could not be verified"),
+    ({"iat": None}, "no iat claim"),
+    ({"exp": None}, "no exp claim"),
+    ({"aud": None}, "no aud claim"),
+    ({"nbf": int(time.time()) + 600}, "not valid yet"),
+    ({"aud": [CLIENT_ID, "other"]}, "another application"),
+    ({"azp": "other"}, "another application"),
 ])
 def test_audience_issuer_expiry_and_required_claims_are_checked(server, claims, why):
     with pytest.raises(IdTokenInvalid, match=why) as raised:
