@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -30,21 +31,20 @@ TENANT = "5e7d0c1a-0000-4000-8000-0000000e0001"
 
 
 @pytest.fixture()
-def send_attempts(acs, monkeypatch) -> Counter:
-    """Every per-recipient send request the ACS stand-in receives, by (sender, recipient), repeats included.
+def send_requests_since(acs) -> Callable[[], Counter]:
+    """The send requests the ACS stand-in received since the test began, by (sender, recipient), repeats included.
 
-    ACS itself would swallow a repeated repeatability id, so counting what reaches the outbox could hide a
-    double claim; this counts what our code asked for.
+    ACS itself swallows a repeated repeatability id, so the outbox could hide a double claim; this counts what
+    our code asked for.
     """
-    attempts: Counter = Counter()
-    original = acs._send_one
+    with acs.lock:
+        before = Counter(acs.send_requests)
 
-    def counted(sender, recipient, payload, now):
-        attempts[(sender, recipient["to"])] += 1  # under the stand-in's lock (_send_batch holds it)
-        return original(sender, recipient, payload, now)
+    def since() -> Counter:
+        with acs.lock:
+            return Counter(acs.send_requests) - before
 
-    monkeypatch.setattr(acs, "_send_one", counted)
-    return attempts
+    return since
 
 
 def start_worker(sandbox, minute) -> subprocess.Popen:
@@ -58,7 +58,7 @@ def start_worker(sandbox, minute) -> subprocess.Popen:
 
 
 def test_worker_processes_running_the_same_minute_send_each_message_once(sandbox, accounts, oracle, acs,
-                                                                         send_attempts):
+                                                                         send_requests_since):
     acs.own_number(NUMBER, verification="verified")
     site = open_site(oracle, accounts, sandbox.world.fhir_base(TENANT), "once", open_organization(accounts, "americas"),
                      TENANT, 9_100_000, sms_number=NUMBER, quiet_hours="", reminder_offsets=[24 * 60, 15])
@@ -82,13 +82,14 @@ def test_worker_processes_running_the_same_minute_send_each_message_once(sandbox
     assert [worker.returncode for worker in workers] == [0] * WORKERS, [err for _out, err in outputs]
     reports = [json.loads(out.strip().splitlines()[-1]) for out, _err in outputs]
 
+    send_attempts = send_requests_since()
     assert [send_attempts[(NUMBER, mobile)] for mobile in mobiles] == [1] * VISITS, "each confirmation asked once"
     assert [len([m for m in acs.outbox(mobile) if m.from_ == NUMBER]) for mobile in mobiles] == [1] * VISITS
     assert sum(send_attempts[key] for key in send_attempts if key[0] == NUMBER) == VISITS, "nothing else was sent"
     assert sum(report.get("sent", 0) for report in reports) >= VISITS, "the workers did the sending"
 
 
-def test_two_sessions_clicking_send_link_at_the_same_moment_text_once(sandbox, oracle, acs, send_attempts,
+def test_two_sessions_clicking_send_link_at_the_same_moment_text_once(sandbox, oracle, acs, send_requests_since,
                                                                       signed_in_provider):
     appointment, _name, mobile = new_appointment(oracle, skip=3)
     patient = next(p["actor"]["reference"] for p in oracle.resource("Appointment", appointment)["participant"]
@@ -118,5 +119,5 @@ def test_two_sessions_clicking_send_link_at_the_same_moment_text_once(sandbox, o
 
     assert [answer.status_code for answer in answers] == [200] * 4, [answer.text for answer in answers]
     assert sorted(answer.json()["repeated"] for answer in answers) == [False, True, True, True]
-    assert sum(count for (_sender, to), count in send_attempts.items() if to == mobile) == 1, "one send request"
+    assert sum(count for (_sender, to), count in send_requests_since().items() if to == mobile) == 1, "one request"
     assert len(acs.outbox(mobile)) == texted_before + 1, "one text"
