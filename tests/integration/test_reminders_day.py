@@ -453,7 +453,6 @@ def test_runs_stayed_within_acs_limits_and_reported_what_they_did(day, acs):
     assert totals["endpoint_errors"] >= 1 and totals["deferred"] >= 1 and totals["in_flight"] >= 1
     assert totals["carried_over"] >= 1 and totals["retrying"] >= 1, "the injected 429 and 500s were met"
     assert totals["sent"] == sum(len(v.expected) for v in day.visits) + 1, "every send counted (+1 blocked one)"
-    assert day.seconds < 75, f"the simulated day took {day.seconds:.0f} s"
 
 
 def test_ledger_rows_are_final_region_pinned_noted_and_purged(day, accounts):
