@@ -79,7 +79,25 @@ param emeaLocation string = 'westeurope'
 ])
 param apacLocation string = 'australiaeast'
 
-@description('Where Azure Communication Services keeps data at rest.')
+@description('Geography where Azure Communication Services keeps data at rest; set once, it can never be changed.')
+@allowed([
+  'Africa'
+  'Asia Pacific'
+  'Australia'
+  'Brazil'
+  'Canada'
+  'Europe'
+  'France'
+  'Germany'
+  'India'
+  'Japan'
+  'Korea'
+  'Norway'
+  'Switzerland'
+  'United Arab Emirates'
+  'United Kingdom'
+  'United States'
+])
 param acsDataLocation string = 'United States'
 
 @description('Tenant of the app registration and the Teams organizer accounts.')
@@ -89,6 +107,14 @@ param entraTenantId string = tenant().tenantId
 param entraClientId string = ''
 
 param graphBaseUrl string = 'https://graph.microsoft.com'
+
+@description('Comma list of Entra tenant IDs whose administrators may sign in and whose providers may link (empty: entraTenantId only).')
+param allowedTenants string = ''
+
+@description('How often a portal session re-reads the administrator\'s directory roles from Entra, in seconds.')
+@minValue(1)
+@maxValue(900)
+param portalRoleCheckSeconds int = 300
 
 @description('Client ID of the provider app registered in Cerner Code Console.')
 param smartClientId string = ''
@@ -152,12 +178,8 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
-@description('Replication of every storage account; both keep all copies inside the account\'s region (ZRS needs a region with availability zones).')
-@allowed([
-  'Standard_LRS'
-  'Standard_ZRS'
-])
-param storageSkuName string = 'Standard_LRS'
+@description('Zone-redundant storage (ZRS) for every account whose region has availability zones; LRS elsewhere. Both keep all copies inside the region.')
+param zoneRedundantStorage bool = false
 
 @minValue(30)
 @maxValue(730)
@@ -197,6 +219,47 @@ var allRegions = [
   'emea'
   'apac'
 ]
+// Regions with availability zones, where ZRS can be created (MicrosoftDocs/reliability-docs,
+// articles/reliability/regions-list.md, ms.date 09/23/2025). A region missing here only costs zone redundancy (LRS).
+var availabilityZoneRegions = [
+  'australiaeast'
+  'austriaeast'
+  'belgiumcentral'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'chilecentral'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'indonesiacentral'
+  'israelcentral'
+  'italynorth'
+  'japaneast'
+  'japanwest'
+  'koreacentral'
+  'malaysiawest'
+  'mexicocentral'
+  'newzealandnorth'
+  'northeurope'
+  'norwayeast'
+  'polandcentral'
+  'qatarcentral'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'spaincentral'
+  'swedencentral'
+  'switzerlandnorth'
+  'uaenorth'
+  'uksouth'
+  'westeurope'
+  'westus2'
+  'westus3'
+]
 var appStorageName = 'st${resourceToken}'
 var deploymentContainerName = 'app-package'
 var functionAppName = 'func-${resourceToken}'
@@ -224,7 +287,7 @@ module appStorage 'modules/storage-account.bicep' = {
     name: appStorageName
     location: location
     tags: tags
-    skuName: storageSkuName
+    skuName: (zoneRedundantStorage && contains(availabilityZoneRegions, location)) ? 'Standard_ZRS' : 'Standard_LRS'
     containers: [
       deploymentContainerName
     ]
@@ -244,7 +307,7 @@ module regionStorage 'modules/storage-account.bicep' = [for region in allRegions
     tags: union(tags, {
       dataRegion: region
     })
-    skuName: storageSkuName
+    skuName: (zoneRedundantStorage && contains(availabilityZoneRegions, regionLocations[region])) ? 'Standard_ZRS' : 'Standard_LRS'
     tables: [
       'ehrusers'
       'ledger'
@@ -337,6 +400,8 @@ module functionApp 'modules/function-app.bicep' = {
     entraTenantId: entraTenantId
     entraClientId: entraClientId
     graphBaseUrl: graphBaseUrl
+    allowedTenants: allowedTenants
+    portalRoleCheckSeconds: portalRoleCheckSeconds
     smartClientId: smartClientId
     smartClientConfidential: smartClientConfidential
     smartSystemClientId: smartSystemClientId

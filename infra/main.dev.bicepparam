@@ -12,6 +12,7 @@ param defaultRegion = 'americas'
 // param americasLocation = 'eastus'        // any americas region listed in main.bicep
 // param emeaLocation = 'westeurope'
 // param apacLocation = 'australiaeast'
+// Where ACS keeps data at rest (one of the geographies main.bicep allows). It can never be changed later.
 param acsDataLocation = 'United States'
 
 // Looked up by deploy.sh from the app registration tenant-setup.sh creates; empty on the very first deployment.
@@ -26,7 +27,7 @@ param smartSystemKeyId = ''
 
 param licenseEnforceInTest = false
 
-param storageSkuName = 'Standard_LRS'
+param zoneRedundantStorage = false
 param logRetentionInDays = 30
 param keyVaultSoftDeleteRetentionInDays = 7
 // param maximumInstanceCount = 100        // 40-1000

@@ -15,6 +15,7 @@ param defaultRegion = 'americas'
 param americasLocation = 'eastus'
 param emeaLocation = 'westeurope'
 param apacLocation = 'australiaeast'
+// Where ACS keeps data at rest (one of the geographies main.bicep allows). It can never be changed later.
 param acsDataLocation = 'United States'
 
 // Looked up by deploy.sh from the app registration tenant-setup.sh creates; empty on the very first deployment.
@@ -29,8 +30,8 @@ param smartSystemKeyId = ''
 
 param licenseEnforceInTest = false
 
-// ZRS needs a region with availability zones; the defaults above all have them.
-param storageSkuName = 'Standard_ZRS'
+// ZRS in each account whose region has availability zones (main.bicep lists them), LRS in the others.
+param zoneRedundantStorage = true
 param logRetentionInDays = 90
 param keyVaultSoftDeleteRetentionInDays = 90
 param maximumInstanceCount = 100

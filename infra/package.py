@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 DEFAULT_IGNORES = (
     ".git*",
     ".venv",
+    ".cache",
     ".vscode",
     ".azurite",
     ".sandbox",

@@ -7,13 +7,15 @@
 # Usage: infra/tenant-setup.sh <env> [--rotate-secret]
 # Needs: az CLI signed in as a Global Administrator or Privileged Role Administrator of the tenant
 #   (granting Graph application permissions), with Key Vault Secrets Officer on the vault (deploy.sh grants it).
+# Needs: bash 4.4+, az CLI (MIN_AZ_VERSION in common.sh), jq.
 set -euo pipefail
-# Failures inside $(...) stop the script too.
-shopt -s inherit_errexit
 
 INFRA_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=infra/common.sh
 source "$INFRA_DIR/common.sh"
+require_bash
+# Failures inside $(...) stop the script too.
+shopt -s inherit_errexit
 
 [[ $# -ge 1 && $# -le 2 ]] || die "usage: infra/tenant-setup.sh <env> [--rotate-secret]"
 ENV_NAME=$1
@@ -93,8 +95,8 @@ store_client_secret() {
 }
 
 main() {
-  require az
-  az account show --output none 2>/dev/null || die "not signed in: run az login"
+  require_az
+  require jq
   local app_id
   load_outputs "$DEPLOYMENT" 2>/dev/null ||
     die "deployment $DEPLOYMENT not found in this subscription: run infra/deploy.sh $ENV_NAME <location> first"

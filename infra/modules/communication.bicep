@@ -3,7 +3,26 @@
 @description('Globally unique resource name.')
 param name string
 
-@description('Where ACS stores data at rest, for example United States, Europe, United Kingdom, Canada, Australia, Japan.')
+@description('Geography where ACS keeps data at rest. Fixed when the resource is created: it can never be changed.')
+// The geographies documented in learn.microsoft.com/azure/communication-services/concepts/privacy (Data residency).
+@allowed([
+  'Africa'
+  'Asia Pacific'
+  'Australia'
+  'Brazil'
+  'Canada'
+  'Europe'
+  'France'
+  'Germany'
+  'India'
+  'Japan'
+  'Korea'
+  'Norway'
+  'Switzerland'
+  'United Arab Emirates'
+  'United Kingdom'
+  'United States'
+])
 param dataLocation string = 'United States'
 
 param tags object = {}

@@ -26,6 +26,7 @@ param tables array = []
 resource account 'Microsoft.Storage/storageAccounts@2024-01-01' = {
   //checkov:skip=CKV_AZURE_35:No VNet in this design; access is Entra-only (allowSharedKeyAccess false) over TLS 1.2.
   //checkov:skip=CKV_AZURE_59:Flex Consumption without VNet integration reaches storage over its public endpoint.
+  //checkov:skip=CKV_AZURE_206:Geo-replication copies data to the paired region, outside the data region; LRS/ZRS keep every copy in the region.
   name: name
   location: location
   tags: tags

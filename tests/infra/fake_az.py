@@ -6,6 +6,7 @@ script change that calls something new shows up as a test failure rather than a 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -19,6 +20,12 @@ State = dict[str, Any]
 Options = dict[str, list[str]]
 RECORDED_ENV = (
     "AZURE_LOCATION", "DEPLOYER_PRINCIPAL_ID", "DEPLOYER_PRINCIPAL_TYPE", "ENTRA_CLIENT_ID", "SMS_EVENTS_SUBSCRIPTION",
+)
+
+# What publishing to Flex answers while the app identity's Storage Blob Data Owner role propagates.
+PROPAGATING_STORAGE_ROLE = (
+    "Status Code: 403, Details: AuthorizationPermissionMismatch: This request is not authorized to perform this "
+    "operation using this permission."
 )
 
 
@@ -54,16 +61,33 @@ def app_by_id(state: State, app_id: str) -> dict[str, Any]:
     raise AzError(f"Resource '{app_id}' does not exist")
 
 
+def version(state: State, options: Options) -> str:
+    if one(options, "query") != '"azure-cli"':
+        raise AzError("fake az version answers only --query '\"azure-cli\"'")
+    return state.get("az_version", "2.91.0")
+
+
 def account_show(state: State, options: Options) -> str:
-    return "user" if one(options, "query") == "user.type" else ""
+    """`user` after az login; `servicePrincipal` for a service principal and after az login --identity."""
+    return state.get("account_type", "user") if one(options, "query") == "user.type" else ""
+
+
+def access_token(state: State, options: Options) -> str:
+    """An ARM access token (unsigned here) whose oid claim is the signed-in principal's object ID."""
+    if one(options, "query") != "accessToken":
+        raise AzError("fake az get-access-token answers only --query accessToken")
+    if state.get("token_fails"):
+        raise AzError("Failed to connect to MSI. Please make sure MSI is configured correctly.")
+    claims = {"aud": "https://management.azure.com/", "oid": state["deployer_id"], "tid": "t"}
+
+    def encode(part: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+
+    return f"{encode({'alg': 'RS256', 'typ': 'JWT'})}.{encode(claims)}.c2lnbmF0dXJl"
 
 
 def role_definition_list(state: State, options: Options) -> str:
     return state["role_ids"].get(one(options, "name"), "")
-
-
-def signed_in_user(state: State, options: Options) -> str:
-    return state["deployer_id"]
 
 
 def app_list(state: State, options: Options) -> str:
@@ -87,6 +111,13 @@ def deployment_show(state: State, options: Options) -> str:
 
 
 def secret_list(state: State, options: Options) -> str:
+    """Refused while the deployer's new Key Vault role propagates (vault_denials more times)."""
+    if state.get("vault_denials", 0) > 0:
+        state["vault_denials"] -= 1
+        raise AzError(
+            "(Forbidden) Caller is not authorized to perform action on resource. Action: "
+            "'Microsoft.KeyVault/vaults/secrets/readMetadata/action' Code: Forbidden"
+        )
     return "\n".join(state["secrets"])
 
 
@@ -96,8 +127,14 @@ def secret_set(state: State, options: Options) -> str:
 
 
 def config_zip(state: State, options: Options) -> str:
+    """Fails publish_failures more times with publish_error (by default the 403 of a storage role still propagating)."""
     import zipfile  # only this command needs it; the fake runs dozens of times per test
 
+    state.setdefault("publish_attempts", 0)
+    state["publish_attempts"] += 1
+    if state.get("publish_failures", 0) > 0:
+        state["publish_failures"] -= 1
+        raise AzError(state.get("publish_error", PROPAGATING_STORAGE_ROLE))
     with zipfile.ZipFile(one(options, "src")) as archive:
         state["published_zip"] = archive.namelist()
     return ""
@@ -173,9 +210,10 @@ def credential_reset(state: State, options: Options) -> str:
 
 
 COMMANDS: dict[tuple[str, ...], Callable[[State, Options], str]] = {
+    ("version",): version,
     ("account", "show"): account_show,
+    ("account", "get-access-token"): access_token,
     ("role", "definition", "list"): role_definition_list,
-    ("ad", "signed-in-user", "show"): signed_in_user,
     ("ad", "app", "list"): app_list,
     ("ad", "app", "create"): app_create,
     ("ad", "app", "update"): app_update,

