@@ -40,6 +40,8 @@ PORTAL_WRITE = (401, 403, DENIED, 403)  # only a Global Administrator with the s
 EXPECTED: dict[tuple[str, str], tuple] = {
     ("get", "/api/health"): EVERYONE(PUBLIC),
     ("get", "/api/join/{*token}"): EVERYONE(404),  # patients are anonymous: a link that does not open is not found
+    ("get", "/api/unsubscribe/{token}"): EVERYONE(404),  # one-click unsubscribe: a link that does not open
+    ("post", "/api/unsubscribe/{token}"): EVERYONE(404),
     ("get", "/api/launch/provider"): EVERYONE(400),  # no iss/launch
     ("get", "/api/launch/callback"): EVERYONE(400),  # no launch cookie
     ("get", "/api/launch/microsoft/callback"): EVERYONE(400),  # no link cookie
@@ -143,8 +145,8 @@ def concrete_path(sandbox, route: str) -> str:
     if purpose == "visit-status":
         visit["start"] = "2026-06-10T15:00:00+00:00"
     sealed = Sealer(sandbox_settings(sandbox)).seal_json(visit, 3600, purpose)
-    return (route.replace("{*token}", "not-a-token").replace("{visit}", quote(sealed, safe=""))
-            .replace("{name}", "portal.js").replace("{id}", endpoint))
+    return (route.replace("{*token}", "not-a-token").replace("{token}", "not-a-token")
+            .replace("{visit}", quote(sealed, safe="")).replace("{name}", "portal.js").replace("{id}", endpoint))
 
 
 def configuration(accounts) -> list[dict]:
