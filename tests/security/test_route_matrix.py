@@ -19,12 +19,13 @@ import yaml
 
 import function_app
 from sandbox import config
-from sandbox.entra import ADMIN_UPN, GLOBAL_READER_UPN, OTHER_ADMIN_UPN
+from sandbox.entra import ADMIN_UPN, GLOBAL_READER_UPN
 from sandbox.functions_host import registered_functions
 from sandbox.seed import sandbox_settings
 from shared.storage.config import endpoint_id_for
 from shared.tokens import Sealer
 from tests.integration.portal_client import JSON, sign_in
+from tests.security.portal_world import UNLISTED_ADMIN, directory_users
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text())
 CALLERS = ("anonymous", "reader", "other_tenant_admin", "admin_without_csrf")
@@ -75,13 +76,6 @@ EXPECTED: dict[tuple[str, str], tuple] = {
     ("get", "/api/portal/reports/usage"): PORTAL_READ,
 }
 
-# Today another tenant's administrator still signs in (and sees only their own, empty, configuration); ALLOWED_TENANTS
-# pinning refuses them at sign-in. Strict: once pinning is merged these pass, and this set must be emptied.
-UNTIL_TENANTS_ARE_PINNED = {
-    operation for operation, statuses in EXPECTED.items() if statuses[CALLERS.index("other_tenant_admin")] is DENIED
-}
-
-
 def registered_operations() -> set[tuple[str, str]]:
     operations = set()
     for function in registered_functions(function_app.app):  # get_functions() works once per app
@@ -106,10 +100,7 @@ def test_every_route_has_a_row_and_every_row_a_route():
 def cells() -> Iterator:
     for operation, statuses in sorted(EXPECTED.items()):
         for caller, status in zip(CALLERS, statuses, strict=True):
-            marks = []
-            if caller == "other_tenant_admin" and operation in UNTIL_TENANTS_ARE_PINNED:
-                marks.append(pytest.mark.xfail(strict=True, reason="another tenant signs in until tenants are pinned"))
-            yield pytest.param(operation, caller, status, marks=marks, id=f"{operation[0]} {operation[1]} {caller}")
+            yield pytest.param(operation, caller, status, id=f"{operation[0]} {operation[1]} {caller}")
 
 
 class Caller:
@@ -120,7 +111,16 @@ class Caller:
         if name == "anonymous":
             self.http, self.csrf = httpx.Client(base_url=sandbox.world.host_url, timeout=30), None
             return
-        upns = {"reader": GLOBAL_READER_UPN, "other_tenant_admin": OTHER_ADMIN_UPN, "admin_without_csrf": ADMIN_UPN}
+        if name == "other_tenant_admin":
+            # A Global Administrator of a tenant outside ALLOWED_TENANTS: the sign-in itself is refused, so this
+            # browser asks everything without a session.
+            self.csrf = None
+            self.http = httpx.Client(base_url=sandbox.world.host_url, follow_redirects=True, timeout=30)
+            with directory_users(sandbox.standins["entra"], UNLISTED_ADMIN):
+                page = self.http.get("/api/portal/auth/signin", params={"login_hint": UNLISTED_ADMIN.upn})
+            assert page.status_code == 403, page.text[:300]
+            return
+        upns = {"reader": GLOBAL_READER_UPN, "admin_without_csrf": ADMIN_UPN}
         self.portal = sign_in(sandbox, upns[name])
         self.http = self.portal.http
         self.csrf = None if name == "admin_without_csrf" else self.portal.csrf
