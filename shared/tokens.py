@@ -15,6 +15,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.errors import ConnectorError
+from shared.runtime import forgotten_on_reset
 from shared.settings import Settings, get_settings
 
 LINK_VERSION = b"\x01"
@@ -205,6 +206,12 @@ class Redirect:
 
 
 _sealer: Sealer | None = None
+
+
+@forgotten_on_reset
+def _forget_sealer() -> None:
+    global _sealer
+    _sealer = None
 
 
 def sealer() -> Sealer:

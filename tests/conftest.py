@@ -145,16 +145,13 @@ def join_link_mode(request, graph, accounts) -> str:
 @pytest.fixture()
 def app_settings(monkeypatch):
     """Set app settings (environment variables) for in-process handlers; the settings and sealer are re-read."""
-    import shared.tokens
-    from shared.settings import get_settings
+    from shared.runtime import reset_process_state
 
     def apply(**values: str) -> None:
         for name, value in values.items():
             monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        shared.tokens._sealer = None
+        reset_process_state()
 
     yield apply
     monkeypatch.undo()
-    get_settings.cache_clear()
-    shared.tokens._sealer = None
+    reset_process_state()

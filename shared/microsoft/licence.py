@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from shared.errors import ConnectorError
 from shared.microsoft.graph import GraphClient
+from shared.runtime import forgotten_on_reset
 from shared.settings import get_settings
 from shared.storage.config import FhirEndpoint
 
@@ -54,6 +55,7 @@ def licence_state(tenant_id: str) -> LicenceState:
     return state
 
 
+@forgotten_on_reset
 def clear_cache() -> None:
     with _lock:
         _cache.clear()

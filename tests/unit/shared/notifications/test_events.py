@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-import shared.tokens
 from sandbox import config
 from shared.notifications.events import DELIVERY_REPORT, RECEIVED, handle_sms_event
 from shared.notifications.optouts import OptOutStore, optout_partition, optout_partitions, phone_keys
+from shared.runtime import reset_process_state
 from shared.settings import get_settings
 from shared.storage.accounts import TableAccounts
 from shared.storage.config import ConfigRepository, FhirEndpoint
@@ -41,11 +41,9 @@ def accounts(azurite_settings, monkeypatch) -> TableAccounts:
     monkeypatch.setenv("SEAL_ACTIVE_KEY_ID", azurite_settings.seal_active_key_id)
     monkeypatch.setenv("HASH_KEY", azurite_settings.hash_key.get_secret_value())
     monkeypatch.setenv("ACS_RESOURCE_ID", TOPIC)
-    get_settings.cache_clear()
-    shared.tokens._sealer = None
+    reset_process_state()
     yield TableAccounts(azurite_settings)
-    get_settings.cache_clear()
-    shared.tokens._sealer = None
+    reset_process_state()
 
 
 @pytest.fixture()
@@ -136,8 +134,7 @@ def test_a_stop_recorded_before_a_hash_key_rotation_still_holds_and_a_later_star
     stop, start = reply(endpoint, "STOP", "2026-06-10T10:00:00Z"), reply(endpoint, "START", "2026-06-10T11:00:00Z")
     assert handle_sms_event("rot-1", RECEIVED, stop, TOPIC, accounts) == "opted_out"
     monkeypatch.setenv("HASH_KEY", f"h2:{base64.b64encode(uuid.uuid4().bytes * 2).decode()},{old_key}")
-    get_settings.cache_clear()
-    shared.tokens._sealer = None
+    reset_process_state()
     store = OptOutStore(LedgerRepository(accounts))
     assert not store.opted_out("emea", endpoint.sms_number).isdisjoint(phone_keys(PATIENT)), "the STOP is not lost"
     assert handle_sms_event("rot-2", RECEIVED, start, TOPIC, accounts) == "opted_in"
