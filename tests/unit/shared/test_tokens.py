@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.settings import Settings
-from shared.tokens import MAX_LINK_CHARS, Sealer, TokenExpired, TokenInvalid
+from shared.tokens import MAX_LINK_CHARS, Sealer, TokenExpired, TokenInvalid, UnsafeKeys
 
 KEY_A = "k1:q6T1bQy3nX9vW2eR5tY8uI0oP4aS7dF1gH3jK6lZ9xc="
 KEY_B = "k2:8Jd3kL0pQ7rT1vX5zB9nM2cF6hJ0kP4sW8yA3eG7iL0="
@@ -183,7 +183,7 @@ def test_two_key_ids_with_the_same_one_byte_tag_are_both_tried():
 
 
 def test_the_active_key_must_be_in_the_ring():
-    with pytest.raises(RuntimeError, match="SEAL_ACTIVE_KEY_ID must name a key in SEAL_KEYS"):
+    with pytest.raises(UnsafeKeys, match="SEAL_ACTIVE_KEY_ID does not name a key in SEAL_KEYS"):
         sealer(KEY_A, "k9")
 
 
