@@ -20,7 +20,7 @@ import pytest
 
 from sandbox.oracle.state import utc_now
 from shared.sms.phone import to_e164
-from tests.integration.launching import launch_url, new_appointment
+from tests.integration.launching import launch_url, new_appointment, send_link_headers
 from tests.integration.reminders_world import book, demo_sitting_out, open_organization, open_site
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,15 +101,16 @@ def test_two_sessions_clicking_send_link_at_the_same_moment_text_once(sandbox, o
         for session in sessions:  # two provider sessions open the same visit
             page = session.get(launch_url(sandbox, oracle.create_launch(appointment)))
             assert page.status_code == 200, page.text
-            clicks.append((session, sandbox.world.host_url + re.search(r'sendUrl = "([^"]+)"', page.text).group(1)))
+            clicks.append((session, sandbox.world.host_url + re.search(r'sendUrl = "([^"]+)"', page.text).group(1),
+                           send_link_headers(page.text)))
         together = threading.Barrier(2 * len(clicks))
         # Each click reads the patient just before it claims the send: Cerner answers all four reads at once,
         # so the four claims really race.
         oracle.hold_together(f"/{patient}", parties=2 * len(clicks))
 
-        def click(session: httpx.Client, url: str) -> httpx.Response:
+        def click(session: httpx.Client, url: str, headers: dict[str, str]) -> httpx.Response:
             together.wait(timeout=30)
-            return session.post(url, headers={"accept": "application/json"})
+            return session.post(url, headers=headers)
 
         with ThreadPoolExecutor(2 * len(clicks)) as pool:
             answers = list(pool.map(lambda pair: click(*pair), clicks * 2))

@@ -10,7 +10,13 @@ from sandbox import config
 from sandbox.entra import OTHER_ADMIN_UPN
 from shared.sms.phone import to_e164
 from shared.storage.schema import SCHEMA
-from tests.integration.launching import PRACTITIONER, launch_url, new_appointment, todays_appointments
+from tests.integration.launching import (
+    PRACTITIONER,
+    launch_url,
+    new_appointment,
+    send_link_headers,
+    todays_appointments,
+)
 from tests.integration.portal_client import sign_in
 from tests.security.portal_world import region_chosen
 
@@ -60,7 +66,7 @@ def test_tables_logs_and_urls_hold_no_patient_data(sandbox, oracle, acs, browser
     assert page.status_code == 200, page.text
     send = re.search(r'sendUrl = "([^"]+)"', page.text).group(1)
     texted_before = len(acs.outbox(mobile))
-    sent = browser.post(sandbox.world.host_url + send, headers={"accept": "application/json"})
+    sent = browser.post(sandbox.world.host_url + send, headers=send_link_headers(page.text))
     assert sent.status_code == 200 and sent.json()["repeated"] is False, sent.text
     messages = acs.outbox(mobile)
     assert len(messages) == texted_before + 1, "the patient was texted"
@@ -71,7 +77,7 @@ def test_tables_logs_and_urls_hold_no_patient_data(sandbox, oracle, acs, browser
     emailed = next(a for a in todays_appointments(oracle, PRACTITIONER) if emails_only(oracle, a))
     page = browser.get(launch_url(sandbox, oracle.create_launch(emailed)))
     send = re.search(r'sendUrl = "([^"]+)"', page.text).group(1)
-    assert browser.post(sandbox.world.host_url + send, headers={"accept": "application/json"}).status_code == 200
+    assert browser.post(sandbox.world.host_url + send, headers=send_link_headers(page.text)).status_code == 200
     for address in acs.mail.addresses():
         for email in acs.mail.mailbox(address):
             for link in re.findall(r"(http://\S+/api/(?:join|unsubscribe)/\S+)", email.plain_text):

@@ -562,7 +562,8 @@ def test_the_timer_runs_through_the_host(day, sandbox, accounts, oracle, acs):
     row = (day_partition(site.endpoint.id, booking.start),
            sealer().keyed_hash("sms", site.endpoint.id, booking.appointment_id, "confirmation"))
     with demo_sitting_out(accounts):  # this run texts our booking only, and is over when it is recorded
-        response = httpx.post(f"{sandbox.world.host_url}/admin/functions/sms_notifications", json={}, timeout=10)
+        response = httpx.post(f"{sandbox.world.host_url}/admin/functions/sms_notifications", json={}, timeout=10,
+                              headers={"x-functions-key": sandbox.host_keys.master})
         assert response.status_code == 202
 
         def recorded() -> bool:

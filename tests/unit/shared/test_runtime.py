@@ -13,12 +13,14 @@ from shared.tokens import TokenInvalid, sealer
 
 KEY_A = "k1:q6T1bQy3nX9vW2eR5tY8uI0oP4aS7dF1gH3jK6lZ9xc="
 KEY_B = "k1:8Jd3kL0pQ7rT1vX5zB9nM2cF6hJ0kP4sW8yA3eG7iL0="
+HASH_KEY = "Zm9yLXRoZS1zYW5kYm94LW9ubHktaGFzaC1rZXktMzI="
 
 
 @pytest.fixture(autouse=True)
 def fresh_process(monkeypatch):
     monkeypatch.setenv("SEAL_ACTIVE_KEY_ID", "k1")
     monkeypatch.setenv("SEAL_KEYS", KEY_A)
+    monkeypatch.setenv("HASH_KEY", HASH_KEY)
     reset_process_state()
     yield
     monkeypatch.undo()

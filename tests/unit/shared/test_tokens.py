@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import string
 from datetime import UTC, datetime, timedelta
 
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.settings import Settings
-from shared.tokens import MAX_LINK_CHARS, Sealer, TokenExpired, TokenInvalid
+from shared.tokens import MAX_LINK_CHARS, Sealer, TokenExpired, TokenInvalid, UnsafeKeys
 
 KEY_A = "k1:q6T1bQy3nX9vW2eR5tY8uI0oP4aS7dF1gH3jK6lZ9xc="
 KEY_B = "k2:8Jd3kL0pQ7rT1vX5zB9nM2cF6hJ0kP4sW8yA3eG7iL0="
@@ -105,7 +106,8 @@ def test_sealed_json_is_bound_to_its_purpose_and_expires():
 
 
 def test_keyed_hash_depends_on_the_key():
-    other = Sealer(Settings(seal_keys=KEY_A, seal_active_key_id="k1", hash_key="b3RoZXIta2V5"))
+    other_key = "b3RoZXIta2V5LWZvci10aGUta2V5ZWQtaGFzaC10ZXN0cw=="
+    other = Sealer(Settings(seal_keys=KEY_A, seal_active_key_id="k1", hash_key=other_key))
     assert sealer().keyed_hash("a", "1") == sealer().keyed_hash("a", "1")
     assert sealer().keyed_hash("a", "1") != other.keyed_hash("a", "1")
     assert sealer().keyed_hash("a", "1") != "1"
@@ -116,6 +118,16 @@ def test_keyed_hash_depends_on_the_key():
 def test_random_strings_never_open(text):
     with pytest.raises(TokenInvalid):
         sealer().open_link(text)
+
+
+def test_keyed_hashes_carry_their_key_id_and_old_keys_still_give_their_hashes():
+    new_key = base64.b64encode(b"n" * 32).decode()
+    rotated = Sealer(Settings(seal_keys=KEY_A, seal_active_key_id="k1", hash_key=f"h2:{new_key},{HASH}"))
+    new, old = rotated.keyed_hashes("visit", ENDPOINT, "4822401")
+    assert old == sealer().keyed_hash("visit", ENDPOINT, "4822401"), "the id-less original key hashes as before"
+    assert new.startswith("h2.") and len(new) == 3 + 32 and new != "h2." + old
+    assert rotated.keyed_hash("visit", ENDPOINT, "4822401") == new
+    assert [len(h) for h in rotated.keyed_hashes("a", size=16)] == [3 + 16, 16]
 
 
 def test_the_largest_link_of_exactly_64_characters_opens():
@@ -171,7 +183,7 @@ def test_two_key_ids_with_the_same_one_byte_tag_are_both_tried():
 
 
 def test_the_active_key_must_be_in_the_ring():
-    with pytest.raises(RuntimeError, match="SEAL_ACTIVE_KEY_ID must name a key in SEAL_KEYS"):
+    with pytest.raises(UnsafeKeys, match="SEAL_ACTIVE_KEY_ID does not name a key in SEAL_KEYS"):
         sealer(KEY_A, "k9")
 
 

@@ -18,6 +18,10 @@ def key(slot: Slot) -> str:
     return "|".join(slot.key_parts)
 
 
+def keys(slot: Slot) -> tuple[str, ...]:
+    return (key(slot),)
+
+
 def appointment(start: datetime, status: str = "booked", version: str = "1") -> Appointment:
     return Appointment(id="4822401", status=status, start=start, end=start + timedelta(minutes=30),
                        patient_id="12724066", version=version)
@@ -30,7 +34,7 @@ def row(slot: Slot, status: str = "sent", claimed: datetime = NOW, **fields) -> 
 
 
 def plan(appt: Appointment, rows: list[LedgerRow], now: datetime = NOW, policy: Policy = POLICY) -> Plan:
-    return plan_appointment(appt, rows, policy, now, key)
+    return plan_appointment(appt, rows, policy, now, keys)
 
 
 def kinds(result: Plan) -> list[str]:
@@ -165,6 +169,21 @@ def test_rows_of_a_visit_moved_later_are_kept_until_its_new_end():
     old, new = NOW + timedelta(hours=1), NOW + timedelta(days=1)
     confirmed = row(Slot("confirmation", old))
     assert plan(appointment(new, version="2"), [confirmed]).stale_ends == [confirmed]
+
+
+def test_rows_made_before_a_hash_key_rotation_still_count_so_nothing_is_sent_twice():
+    def rotated(slot: Slot) -> tuple[str, ...]:
+        return ("h2." + key(slot), key(slot))
+
+    start = NOW + timedelta(days=2)
+    confirmed_before = [row(Slot("confirmation", start))]  # its RowKey is the old key's
+    assert kinds(plan_appointment(appointment(start), confirmed_before, POLICY, NOW, rotated)) == []
+    reminder = plan_appointment(appointment(start), confirmed_before, POLICY, start - timedelta(hours=24), rotated)
+    assert [s.row for s in reminder.sends] == ["h2." + key(Slot("reminder", start, offset=1440))]
+    day_before = start - timedelta(hours=24)
+    reminded_before = [*confirmed_before, row(Slot("reminder", start, offset=1440), claimed=day_before)]
+    later = plan_appointment(appointment(start), reminded_before, POLICY, start - timedelta(hours=20), rotated)
+    assert kinds(later) == []
 
 
 # --- reading ledger rows and endpoint settings ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import threading
 from collections import deque
@@ -310,6 +311,9 @@ def email_outbound(appt: Appointment) -> Outbound:
 
 def test_an_email_goes_once_with_its_id_claimed_before_sending_and_retries_reuse_it(monkeypatch):
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://connector.example")
+    # A public URL refuses the published sandbox keys: this deployment has keys of its own.
+    monkeypatch.setenv("SEAL_KEYS", "k1:" + base64.b64encode(bytes(range(32))).decode())
+    monkeypatch.setenv("HASH_KEY", base64.b64encode(bytes(range(32, 64))).decode())
     reset_process_state()
     ledger, sms, email = FakeLedger(), FakeAcs(), FakeEmail(DependencyTimeout("slow"), "ok")
     claimed_ids = []
