@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
-OFFSET = 2000
+# Beside the suite's own sandbox (which follows the same variable), so two checkouts' suites never share a port.
+OFFSET = int(os.environ.get("SANDBOX_TEST_PORT_OFFSET", "1000")) + 1000
 
 
 def test_make_run_prints_urls_and_is_healthy_then_stops_on_ctrl_c(tmp_path):

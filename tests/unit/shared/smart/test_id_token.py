@@ -4,6 +4,7 @@ audience, expiry with a minute's leeway, required claims, nonce, and key rotatio
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import jwt
 import pytest
@@ -63,18 +64,27 @@ def test_several_audiences_need_azp_naming_us(server):
     assert validate(server, server.sign(aud=[CLIENT_ID, "other"], azp=CLIENT_ID))["azp"] == CLIENT_ID
 
 
+@dataclass(frozen=True)
+class FromNow:
+    """A time claim this many seconds from when the test runs (not from when the cases were collected)."""
+
+    seconds: int
+
+
 @pytest.mark.parametrize(("claims", "why"), [
     ({"aud": "someone-else"}, "another application"),
     ({"iss": "https://evil.example/auth/"}, "unexpected issuer"),
-    ({"exp": int(time.time()) - 120}, "expired"),
+    ({"exp": FromNow(-120)}, "expired"),
     ({"iat": None}, "no iat claim"),
     ({"exp": None}, "no exp claim"),
     ({"aud": None}, "no aud claim"),
-    ({"nbf": int(time.time()) + 600}, "not valid yet"),
+    ({"nbf": FromNow(600)}, "not valid yet"),
     ({"aud": [CLIENT_ID, "other"]}, "another application"),
     ({"azp": "other"}, "another application"),
 ])
 def test_audience_issuer_expiry_and_required_claims_are_checked(server, claims, why):
+    now = int(time.time())
+    claims = {name: now + value.seconds if isinstance(value, FromNow) else value for name, value in claims.items()}
     with pytest.raises(IdTokenInvalid, match=why) as raised:
         validate(server, server.sign(**claims))
     assert raised.value.status == 401 and "launch again" in raised.value.next_step
