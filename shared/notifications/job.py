@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfoNotFoundError
 
-import phonenumbers
 from azure.core.exceptions import AzureError
 
 from shared.errors import ConnectorError, DependencyFailed, DependencyTimeout, NotSignedIn
@@ -116,6 +115,8 @@ def record_usage(usage: UsageRepository, outbound: Outbound) -> None:
 
 def is_toll_free(number: str) -> bool:
     """Whether a sending number is toll-free (those reach the US, Canada and Puerto Rico only)."""
+    import phonenumbers  # its metadata is large: loaded by the first job run, not on cold start
+
     try:
         parsed = phonenumbers.parse(number)
     except phonenumbers.NumberParseException:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
 
 from shared.storage.schema import check_entity
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
 
 
 def key(value: str) -> str:
@@ -31,6 +33,8 @@ def upsert(table: TableClient, table_name: str, kind: str, partition: str, row: 
     entity = {"PartitionKey": partition, "RowKey": row, "Kind": kind}
     entity.update({name: _encode(value) for name, value in fields.items() if value is not None})
     check_entity(table_name, entity)
+    from azure.data.tables import UpdateMode  # the Tables SDK loads with the first table client, not on cold start
+
     table.upsert_entity(entity, mode=UpdateMode.REPLACE)
 
 

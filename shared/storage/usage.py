@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.data.tables import UpdateMode
-
 from shared.settings import Region
 from shared.storage import entities
 from shared.storage.accounts import TableAccounts
@@ -32,6 +30,8 @@ class UsageRepository:
         entity = {"PartitionKey": partition, "RowKey": visit_key, "Kind": "visit",
                   "scheduled_start": scheduled_start, **update}
         check_entity(TABLE, entity)
+        from azure.data.tables import UpdateMode  # the Tables SDK loads with the first table client, not on cold start
+
         table.upsert_entity(entity, mode=UpdateMode.MERGE)
         return {**current, **entity}
 
