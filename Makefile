@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test
+.PHONY: run test bench
 
 $(STAMP): requirements.txt requirements-dev.txt package.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Every benchmark in bench/ (cold start, launch and join, reminder job): one table on the terminal and in
+# bench-results.json. About 10 minutes on 2 cores; not part of `make test` (which runs it at a tiny size).
+bench: $(STAMP)
+	$(BIN)/python -m bench --json bench-results.json
 
 # Offline checks of infra/ at the tools' current releases, each in its own cached venv under .cache/ (azure-cli is
 # ~730 MB; checkov 3.3 pins packaging<24, which pytest 9 cannot share): regenerates the snapshot of the real az CLI's
