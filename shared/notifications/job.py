@@ -84,9 +84,12 @@ def run_notifications(now: datetime, *, max_seconds: float = DEFAULT_MAX_SECONDS
     def clock() -> datetime:
         return now + timedelta(seconds=time.monotonic() - started)
 
-    usage = UsageRepository(accounts)
-    courier = Courier(ledger, report, clock, optouts=OptOutStore(ledger), usage=lambda o: record_usage(usage, o))
-    Dispatcher(courier, report, settings.sms_rate_per_minute, started + max_seconds, workers).run(outbounds)
+    first_texts: list[Outbound] = []  # list.append is atomic: the sending threads share it without a lock
+    courier = Courier(ledger, report, clock, optouts=OptOutStore(ledger), usage=first_texts.append)
+    try:
+        Dispatcher(courier, report, settings.sms_rate_per_minute, started + max_seconds, workers).run(outbounds)
+    finally:  # batched after the sends: a few transactions instead of a read and a write per message
+        record_usage(UsageRepository(accounts), first_texts)
     return report
 
 
@@ -102,15 +105,19 @@ def _prepare_safely(target: Target, now: datetime, ledger: LedgerRepository, rep
         return []
 
 
-def record_usage(usage: UsageRepository, outbound: Outbound) -> None:
-    """Mark the visit as having had an SMS, for the usage report."""
-    appointment = outbound.appointment
-    fields: dict = {"sms_sent": True}
-    if appointment.end is not None:
-        fields["scheduled_end"] = appointment.end
-    if appointment.location_ids:
-        fields["department"] = appointment.location_ids[0]
-    usage.record(outbound.region, outbound.endpoint.id, outbound.visit, appointment.start, fields)
+def record_usage(usage: UsageRepository, first_texts: list[Outbound]) -> None:
+    """Mark the visits that had their first SMS, for the usage report (one batch per data region)."""
+    by_region: dict[Region, list] = defaultdict(list)
+    for outbound in first_texts:
+        appointment = outbound.appointment
+        fields: dict = {"sms_sent": True}
+        if appointment.end is not None:
+            fields["scheduled_end"] = appointment.end
+        if appointment.location_ids:
+            fields["department"] = appointment.location_ids[0]
+        by_region[outbound.region].append((outbound.endpoint.id, outbound.visit, appointment.start, fields))
+    for region, visits in by_region.items():
+        usage.record_many(region, visits)
 
 
 def is_toll_free(number: str) -> bool:

@@ -12,6 +12,7 @@ from shared.storage.ledger import day_partition
 from shared.storage.schema import check_entity
 
 TABLE = "usage"
+TRANSACTION_LIMIT = 100  # entities per Azure Tables transaction (all in one partition)
 
 
 class UsageRepository:
@@ -25,7 +26,8 @@ class UsageRepository:
         """Merge event times into the visit's row; fields in keep_first keep their earliest value."""
         table = self.accounts.table(TABLE, region)
         partition = day_partition(endpoint_id, scheduled_start)
-        current = entities.get(table, partition, visit_key) or {}
+        # Only a keep-first field needs the row as it is; otherwise a blind merge is one write, no read.
+        current = (entities.get(table, partition, visit_key) or {}) if keep_first else {}
         update = {k: v for k, v in fields.items() if not (k in keep_first and current.get(k))}
         entity = {"PartitionKey": partition, "RowKey": visit_key, "Kind": "visit",
                   "scheduled_start": scheduled_start, **update}
@@ -34,6 +36,29 @@ class UsageRepository:
 
         table.upsert_entity(entity, mode=UpdateMode.MERGE)
         return {**current, **entity}
+
+    def record_many(self, region: Region, visits: list[tuple[str, str, datetime, dict[str, Any]]]) -> int:
+        """Merge (endpoint id, visit key, start, fields) rows in one transaction per partition and 100 rows."""
+        from azure.data.tables import UpdateMode  # the Tables SDK loads with the first table client, not on cold start
+
+        by_partition: dict[str, dict[str, dict[str, Any]]] = {}
+        for endpoint_id, visit_key, scheduled_start, fields in visits:
+            rows = by_partition.setdefault(day_partition(endpoint_id, scheduled_start), {})
+            entity = rows.setdefault(visit_key, {"PartitionKey": day_partition(endpoint_id, scheduled_start),
+                                                 "RowKey": visit_key, "Kind": "visit",
+                                                 "scheduled_start": scheduled_start})
+            entity.update(fields)  # one visit twice in a batch is one row: a transaction may not name it twice
+        table = self.accounts.table(TABLE, region)
+        writes = 0
+        for rows in by_partition.values():
+            batch = list(rows.values())
+            for entity in batch:
+                check_entity(TABLE, entity)
+            for first in range(0, len(batch), TRANSACTION_LIMIT):
+                table.submit_transaction([("upsert", entity, {"mode": UpdateMode.MERGE})
+                                          for entity in batch[first:first + TRANSACTION_LIMIT]])
+                writes += 1
+        return writes
 
     def get(self, region: Region, endpoint_id: str, visit_key: str, scheduled_start: datetime) -> dict[str, Any]:
         table = self.accounts.table(TABLE, region)
