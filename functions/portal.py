@@ -142,8 +142,8 @@ def portal_endpoint_update(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="portal/endpoints/{id}", methods=["DELETE"], auth_level=ANONYMOUS)
 @json_api
 def portal_endpoint_remove(req: func.HttpRequest) -> func.HttpResponse:
-    endpoints.remove(credentials(req), req.route_params.get("id", ""))
-    return func.HttpResponse(status_code=204)
+    """Without confirm=true a 409 says what would be deleted (the providers' links); with it, removes."""
+    return json_response(endpoints.remove(credentials(req), req.route_params.get("id", ""), query(req).get("confirm")))
 
 
 @bp.route(route="portal/endpoints/{id}/sms", methods=["PUT"], auth_level=ANONYMOUS)
@@ -182,6 +182,13 @@ def portal_number_generate(req: func.HttpRequest) -> func.HttpResponse:
 @json_api
 def portal_number_status(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(sms.number_status(credentials(req), req.route_params.get("id", "")))
+
+
+@bp.route(route="portal/sms/numbers/{id}/advance", methods=["POST"], auth_level=ANONYMOUS)
+@json_api
+def portal_number_advance(req: func.HttpRequest) -> func.HttpResponse:
+    """One step of the search or purchase; the browser polls here while it shows progress."""
+    return json_response(sms.advance_number(credentials(req), req.route_params.get("id", "")))
 
 
 @bp.route(route="portal/sms/numbers/{id}", methods=["PUT"], auth_level=ANONYMOUS)

@@ -108,6 +108,14 @@ param entraClientId string = ''
 
 param graphBaseUrl string = 'https://graph.microsoft.com'
 
+@description('Comma list of Entra tenant IDs whose administrators may sign in and whose providers may link (empty: entraTenantId only).')
+param allowedTenants string = ''
+
+@description('How often a portal session re-reads the administrator\'s directory roles from Entra, in seconds.')
+@minValue(1)
+@maxValue(900)
+param portalRoleCheckSeconds int = 300
+
 @description('Client ID of the provider app registered in Cerner Code Console.')
 param smartClientId string = ''
 
@@ -392,6 +400,8 @@ module functionApp 'modules/function-app.bicep' = {
     entraTenantId: entraTenantId
     entraClientId: entraClientId
     graphBaseUrl: graphBaseUrl
+    allowedTenants: allowedTenants
+    portalRoleCheckSeconds: portalRoleCheckSeconds
     smartClientId: smartClientId
     smartClientConfidential: smartClientConfidential
     smartSystemClientId: smartSystemClientId

@@ -15,6 +15,11 @@ STORAGE_ACCOUNTS = ("devstoreaccount1", "americas", "emea", "apac")
 # Identities of the simulated organization.
 ENTRA_TENANT_ID = "3c1f7d52-9a61-4b0e-8c55-2f7a1d9e6b40"
 OTHER_TENANT_ID = "a8e2b6c4-1d3f-4e5a-9b7c-0f6e2d4c8a10"
+# A third organization that may use this deployment but has configured nothing yet.
+NEW_TENANT_ID = "5f4e3d2c-1b0a-4987-8654-3210fedcba98"
+# A tenant that is not on ALLOWED_TENANTS: its administrators are turned away, whatever their role.
+UNLISTED_TENANT_ID = "c0ffee00-7e57-4bad-8e11-0123456789ab"
+ALLOWED_TENANTS = (ENTRA_TENANT_ID, OTHER_TENANT_ID, NEW_TENANT_ID)
 ENTRA_CLIENT_ID = "5d0b7c1e-2f4a-4c6e-8a9b-1e3d5f7a9c20"
 ENTRA_CLIENT_SECRET = "sandbox-entra-secret"
 CERNER_TEST_TENANT = "ec2458f2-1e24-41c8-b71b-0e701af7583d"
@@ -109,6 +114,7 @@ class World:
             "ENTRA_CLIENT_ID": ENTRA_CLIENT_ID,
             "ENTRA_CLIENT_SECRET": ENTRA_CLIENT_SECRET,
             "GRAPH_BASE_URL": self.graph_url,
+            "ALLOWED_TENANTS": ",".join(ALLOWED_TENANTS),
             "SMART_CLIENT_ID": SMART_CLIENT_ID,
             "SMART_SYSTEM_CLIENT_ID": SMART_SYSTEM_CLIENT_ID,
             "SMART_SYSTEM_SECRET": SMART_SYSTEM_SECRET,

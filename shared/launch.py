@@ -15,6 +15,7 @@ from shared.portal import licence
 from shared.settings import get_settings
 from shared.smart import ehr_launch, pkce
 from shared.smart.discovery import smart_configuration
+from shared.smart.fhir_url import NotAUrl, canonical_base_url
 from shared.storage.accounts import default_accounts
 from shared.storage.config import ConfigRepository, FhirEndpoint
 from shared.storage.ehrusers import EhrUserRepository
@@ -60,6 +61,10 @@ class LaunchRequest(BaseModel):
         parts = urlsplit(value)
         if parts.scheme not in ("https", "http") or not parts.netloc:
             raise ValueError("iss must be a URL")
+        try:
+            canonical_base_url(value)
+        except NotAUrl as exc:
+            raise ValueError("iss must be a URL") from exc
         return value
 
 
@@ -109,6 +114,11 @@ class ProviderLaunch:
                 next_step="Ask your administrator to add this FHIR base URL in the connector's portal.",
             )
         tenant_id, endpoint = found
+        if not self.settings.tenant_allowed(tenant_id):
+            raise NotConfigured(
+                "This Cerner environment belongs to an organization that may not use this connector.",
+                next_step="Ask your administrator: the organization's Microsoft tenant must be on ALLOWED_TENANTS.",
+            )
         if environment and environment != endpoint.environment:
             raise EnvironmentMismatch(
                 f"This Cerner environment is registered as {endpoint.environment}, but the launch came from the "
@@ -171,6 +181,7 @@ class ProviderLaunch:
         return self._to_visit(endpoint, {**session, "oid": oid})
 
     def _begin_microsoft_link(self, session: dict[str, Any]) -> Redirect:
+        entra.require_allowed_tenant(session["tenant"])
         flow = entra.begin_sign_in(_microsoft_callback_uri(), tenant=session["tenant"])
         cookie = sealer().seal_json({"flow": flow, "session": session}, LINK_COOKIE.ttl_seconds, "ms-link")
         return Redirect(flow["auth_uri"], [cookie_header(LINK_COOKIE, cookie)])
@@ -179,7 +190,8 @@ class ProviderLaunch:
         """The one-time Microsoft sign-in: link the EHR user ID to the Entra object ID, in the org's region."""
         pending = open_cookie(LINK_COOKIE, link_cookie, "ms-link")
         session = pending["session"]
-        claims = entra.finish_sign_in(pending["flow"], query, tenant=session["tenant"])
+        entra.require_allowed_tenant(session["tenant"])
+        claims = entra.finish_sign_in(pending["flow"], query, tenant=session["tenant"])  # refuses other tenants
         if claims.get("tid") != session["tenant"]:
             raise Forbidden("You signed in with an account from another organization.",
                             next_step="Sign in with your work account of this hospital.")

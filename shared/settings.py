@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     entra_client_id: str = Field("", description="Application (client) ID of the connector's app registration.")
     entra_client_secret: SecretStr = Field(SecretStr(""), description="Client secret of that app registration.")
     graph_base_url: str = Field("https://graph.microsoft.com", description="Microsoft Graph root.")
+    allowed_tenants: str = Field(
+        "", description="Comma list of Entra tenant IDs whose users may use the portal and link providers "
+        "(empty: ENTRA_TENANT_ID only)."
+    )
+    portal_role_check_seconds: int = Field(
+        300, ge=1, le=900, description="How often a portal session re-reads the administrator's roles from Entra."
+    )
 
     smart_client_id: str = Field("", description="Client ID of the provider app registered in Cerner Code Console.")
     smart_client_secret: SecretStr = Field(SecretStr(""), description="Its secret when registered as confidential.")
@@ -98,6 +105,15 @@ class Settings(BaseSettings):
     @property
     def enabled_regions(self) -> tuple[Region, ...]:
         return tuple(r for r in REGIONS if self.region_endpoint(r))
+
+    @property
+    def allowed_tenant_ids(self) -> frozenset[str]:
+        """The Entra tenants allowed to sign in, whatever audience the app registration has."""
+        listed = {t.strip().lower() for t in self.allowed_tenants.split(",") if t.strip()}
+        return frozenset(listed or ({self.entra_tenant_id.lower()} if self.entra_tenant_id else set()))
+
+    def tenant_allowed(self, tenant_id: object) -> bool:
+        return isinstance(tenant_id, str) and tenant_id.lower() in self.allowed_tenant_ids
 
     def seal_key_ring(self) -> dict[str, bytes]:
         """Key id → AES key, from SEAL_KEYS."""

@@ -51,8 +51,10 @@ def sandbox(tmp_path_factory, dev_ca) -> Sandbox:
     offset = _BASE_OFFSET
     # The reminder timer runs when a test asks (POST /admin/functions/...), not every 5 minutes behind its back.
     quiet_timer = {"SMS_SCHEDULE": "0 0 0 1 1 *"}
+    # Roles are read again from Entra every 2 s rather than 5 min, so a test sees a removed role take effect.
+    quick_role_checks = {"PORTAL_ROLE_CHECK_SECONDS": "2"}
     running = start_sandbox(offset=offset, state_dir=tmp_path_factory.mktemp("sandbox"), ca=dev_ca,
-                            settings=quiet_timer)
+                            settings={**quiet_timer, **quick_role_checks})
     try:
         yield running
     finally:

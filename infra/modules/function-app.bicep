@@ -43,6 +43,11 @@ param defaultRegion string
 param entraTenantId string
 param entraClientId string
 param graphBaseUrl string
+@description('Comma list of Entra tenant IDs allowed to sign in (empty: entraTenantId only).')
+param allowedTenants string
+@minValue(1)
+@maxValue(900)
+param portalRoleCheckSeconds int
 param smartClientId string
 
 @description('The Cerner provider app is confidential: SMART_CLIENT_SECRET comes from Key Vault.')
@@ -110,6 +115,8 @@ var appSettings = {
   ENTRA_CLIENT_ID: entraClientId
   ENTRA_CLIENT_SECRET: useEntraSecret ? '@Microsoft.KeyVault(SecretUri=${secretUri}/entra-client-secret/)' : ''
   GRAPH_BASE_URL: graphBaseUrl
+  ALLOWED_TENANTS: allowedTenants
+  PORTAL_ROLE_CHECK_SECONDS: string(portalRoleCheckSeconds)
 
   SMART_CLIENT_ID: smartClientId
   SMART_CLIENT_SECRET: smartClientConfidential ? '@Microsoft.KeyVault(SecretUri=${secretUri}/smart-client-secret/)' : ''

@@ -335,13 +335,21 @@ class EntraState:
                                "code_challenge supplied in the authorization request.")
 
     def redeem_refresh_token(self, origin: str, client_id: str, form: dict[str, str]) -> dict:
-        """Token response of the refresh-token grant (the old refresh token stays valid, as in Entra)."""
+        """Token response of the refresh-token grant (the old refresh token stays valid, as in Entra).
+
+        As in Entra, the new tokens describe the user as the directory holds them now (roles added or removed
+        since the sign-in show in `wids`), and a user deleted since cannot refresh at all.
+        """
         grant = self._refresh.get(form.get("refresh_token", ""))
         if grant is None or grant.client_id != client_id:
             raise AadError(400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid. "
                            "The provided refresh token is not valid.")
+        user = self.user_by_oid(grant.user.oid)
+        if user is None or user.tid != grant.user.tid:
+            raise AadError(400, "invalid_grant", 50034, "The user account does not exist in the directory. To "
+                           "sign into this application, the account must be added to the directory.")
         scopes = tuple(form.get("scope", "").split()) or grant.scopes
-        return self._user_tokens(origin, grant.user, client_id, scopes, None)
+        return self._user_tokens(origin, user, client_id, scopes, None)
 
     def _user_tokens(
         self, origin: str, user: EntraUser, client_id: str, scopes: tuple[str, ...], nonce: str | None

@@ -14,6 +14,7 @@ from shared.portal.validation import FhirUrlInvalid, check_url, validate
 from shared.settings import REGIONS, Region, get_settings
 from shared.storage.accounts import default_accounts
 from shared.storage.config import ConfigRepository, FhirEndpoint, endpoint_id_for, normalize_base_url
+from shared.storage.ehrusers import EhrUserRepository
 
 LocationId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,63}$")]
 _ACCOUNT = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.\-]{1,190}\.[A-Za-z]{2,}$")
@@ -51,6 +52,19 @@ class RegionInput(Strict):
     region: Literal["americas", "emea", "apac"]
 
 
+class ConfirmationRequired(Conflict):
+    """A removal that also deletes personal data waits for the administrator to confirm it."""
+
+    code = "confirmation_required"
+
+    def __init__(self, message: str, next_step: str, provider_links: int):
+        super().__init__(message, next_step=next_step)
+        self.provider_links = provider_links
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "provider_links": self.provider_links, "confirm": "true"}
+
+
 def _repository() -> ConfigRepository:
     return ConfigRepository(default_accounts())
 
@@ -75,7 +89,7 @@ def choose_region(credentials: Credentials, body: bytes) -> dict[str, Any]:
     if chosen not in get_settings().enabled_regions:
         raise InvalidInput(f"The {chosen} data region is not provisioned in this deployment.",
                            next_step="Choose one of the regions offered, or ask IT to provision this one.")
-    _repository().choose_region(caller.tenant_id, chosen, caller.oid)
+    _repository().choose_region(caller.tenant_id, chosen, caller.actor)
     return region(credentials)
 
 
@@ -103,7 +117,7 @@ def add(credentials: Credentials, body: bytes) -> dict[str, Any]:
     endpoint = FhirEndpoint(base_url=report.base_url, environment=request.environment,
                             display_name=request.display_name or report.base_url,
                             departments=request.departments, organizer=request.organizer)
-    return public_endpoint(repository.save_endpoint(caller.tenant_id, endpoint, caller.oid))
+    return public_endpoint(repository.add_endpoint(caller.tenant_id, endpoint, caller.actor))
 
 
 def update(credentials: Credentials, endpoint_id: str, body: bytes) -> dict[str, Any]:
@@ -121,14 +135,29 @@ def update(credentials: Credentials, endpoint_id: str, body: bytes) -> dict[str,
         "display_name": request.display_name or current.display_name, "departments": request.departments,
         "organizer": request.organizer,
     })
-    return public_endpoint(repository.save_endpoint(caller.tenant_id, changed, caller.oid))
+    return public_endpoint(repository.save_endpoint(caller.tenant_id, changed, caller.actor))
 
 
-def remove(credentials: Credentials, endpoint_id: str) -> None:
+def remove(credentials: Credentials, endpoint_id: str, confirm: str | None) -> dict[str, Any]:
+    """Remove a FHIR base URL and its providers' Microsoft links; without confirm=true, say what would go."""
     caller = authenticate(credentials, write=True)
     repository = _repository()
-    owned(repository, caller.tenant_id, endpoint_id)
+    endpoint = owned(repository, caller.tenant_id, endpoint_id)
+    region = repository.region(caller.tenant_id)
+    links = EhrUserRepository(default_accounts())
+    if confirm != "true":
+        count = links.count_links(region, endpoint_id)
+        raise ConfirmationRequired(
+            f"Removing {endpoint.display_name} also deletes the {count} provider link{'' if count == 1 else 's'} "
+            f"to Microsoft accounts kept for it in the {region} data region; launches from {endpoint.base_url} "
+            "stop working.",
+            next_step="Confirm the removal (send it again with confirm=true). If the URL is added again later, "
+            "each provider signs in with Microsoft once more.", provider_links=count)
+    # Links first: a crash part-way leaves a configured URL whose providers sign in again, never orphaned links.
+    deleted = links.unlink_endpoint(region, endpoint_id)
     repository.delete_endpoint(caller.tenant_id, endpoint_id)
+    deleted += links.unlink_endpoint(region, endpoint_id)  # a provider who linked meanwhile
+    return {"removed": endpoint_id, "provider_links_deleted": deleted}
 
 
 def owned(repository: ConfigRepository, tenant_id: str, endpoint_id: str) -> FhirEndpoint:

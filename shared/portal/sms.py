@@ -183,9 +183,12 @@ def _stores() -> tuple[ConfigRepository, NumberRepository]:
 
 
 def consents(credentials: Credentials) -> dict[str, Any]:
+    """The consents, each with when and by whom (an audit reference; `…_by_you` when it was the caller)."""
     caller = authenticate(credentials)
     current = _stores()[0].sms_consents(caller.tenant_id)
-    return {**current.model_dump(mode="json"), "complete": current.complete}
+    return {**current.model_dump(mode="json"), "complete": current.complete,
+            "consent_send_by_you": current.consent_send_by == caller.actor,
+            "consent_attendees_by_you": current.consent_attendees_by == caller.actor}
 
 
 def save_consents(credentials: Credentials, body: bytes) -> dict[str, Any]:
@@ -200,7 +203,7 @@ def save_consents(credentials: Credentials, body: bytes) -> dict[str, Any]:
         if wanted != getattr(current, name):
             setattr(current, name, wanted)
             setattr(current, f"{name}_at", now)
-            setattr(current, f"{name}_by", caller.oid)
+            setattr(current, f"{name}_by", caller.actor)
     repository.save_sms_consents(caller.tenant_id, current)
     return consents(credentials)
 
@@ -250,10 +253,18 @@ def generate(credentials: Credentials, body: bytes) -> dict[str, Any]:
 
 
 def number_status(credentials: Credentials, number_id: str) -> dict[str, Any]:
-    """A number's state; for an administrator this also takes the operation one step further."""
+    """A number's state as stored: reading it never moves the search or the purchase on."""
     caller = authenticate(credentials)
     config, store = _stores()
-    record = _advance(store, caller, number_id) if caller.can_write else _load(store, caller.tenant_id, number_id)[0]
+    record = _load(store, caller.tenant_id, number_id)[0]
+    return record.public(_linked(config, caller.tenant_id).get(record.number, []))
+
+
+def advance_number(credentials: Credentials, number_id: str) -> dict[str, Any]:
+    """Take the number's search or purchase one step further (the browser's polling, a POST with CSRF)."""
+    caller = authenticate(credentials, write=True)
+    config, store = _stores()
+    record = _advance(store, caller, number_id)
     return record.public(_linked(config, caller.tenant_id).get(record.number, []))
 
 
@@ -342,4 +353,4 @@ def save_endpoint_sms(credentials: Credentials, endpoint_id: str, body: bytes) -
             raise InvalidInput("This phone number is not one of your organization's provisioned numbers.",
                                next_step="Pick a number listed under Your phone numbers, or generate one.")
     changed = endpoint.model_copy(update=request.model_dump())
-    return public_endpoint(config.save_endpoint(caller.tenant_id, changed, caller.oid))
+    return public_endpoint(config.save_endpoint(caller.tenant_id, changed, caller.actor))

@@ -16,6 +16,7 @@ from shared.errors import ConnectorError, InvalidInput
 from shared.http import client, refused_address
 from shared.settings import get_settings
 from shared.smart.discovery import smart_configuration
+from shared.smart.fhir_url import NotAUrl, canonical_base_url
 from shared.storage.config import ConfigRepository, normalize_base_url
 
 CHECKS = {
@@ -74,6 +75,10 @@ def check_url(url: str) -> SplitResult:
     if parts.scheme.lower() != "https":
         raise FhirUrlInvalid("https", "FHIR URL isn't valid: it must start with https://.",
                              "Cerner serves FHIR over https only; use the https base URL.")
+    try:
+        canonical_base_url(url)
+    except NotAUrl as exc:
+        raise FhirUrlInvalid("url", "FHIR URL isn't valid: it is not a complete URL.", R4_HINT) from exc
     return parts
 
 

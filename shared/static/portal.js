@@ -196,13 +196,45 @@
     $("checks").replaceChildren();
   }
 
+  // Removing a URL also deletes its providers' Microsoft links: the server says how many, the admin confirms.
   async function removeEndpoint(endpoint) {
-    if (!window.confirm(`Remove ${endpoint.display_name}? Launches from ${endpoint.base_url} will stop working.`)) return;
     await guarded(async () => {
-      await api("DELETE", `endpoints/${endpoint.id}`);
-      await loadEndpoints();
-      say(`Removed ${endpoint.display_name}.`);
+      let preview;
+      try {
+        await api("DELETE", `endpoints/${endpoint.id}`);
+      } catch (error) {
+        if (error.status !== 409 || error.body.error !== "confirmation_required") throw error;
+        preview = error.body;
+      }
+      if (preview) showRemoval(endpoint, preview);
+      else await removed(endpoint, 0);
     });
+  }
+
+  function showRemoval(endpoint, preview) {
+    const links = preview.provider_links;
+    const box = el("div", { class: "card notice", id: "remove-confirm", role: "alertdialog",
+      "aria-labelledby": "remove-confirm-title", "aria-describedby": "remove-confirm-text" },
+      el("h3", { id: "remove-confirm-title", text: `Remove ${endpoint.display_name}?` }),
+      el("p", { id: "remove-confirm-text", text: preview.message }),
+      el("button", { type: "button", id: "remove-confirm-yes", class: "danger",
+        text: links ? `Remove and delete ${links} provider link${links === 1 ? "" : "s"}` : "Remove",
+        onclick: () => guarded(async () => {
+          const done = await api("DELETE", `endpoints/${endpoint.id}?confirm=true`);
+          box.remove();
+          await removed(endpoint, done.provider_links_deleted);
+        }) }),
+      el("button", { type: "button", id: "remove-confirm-no", class: "secondary", text: "Cancel",
+        onclick: () => { box.remove(); say(`Kept ${endpoint.display_name}.`); } }));
+    const existing = $("remove-confirm");
+    if (existing) existing.remove();
+    $("endpoints").before(box);
+    $("remove-confirm-no").focus();
+  }
+
+  async function removed(endpoint, links) {
+    await loadEndpoints();
+    say(`Removed ${endpoint.display_name}${links ? ` and ${links} provider link${links === 1 ? "" : "s"}` : ""}.`);
   }
 
   // --- Step 2: consents, numbers, SMS configuration ------------------------------------------------------------
@@ -218,8 +250,9 @@
     $("consent-send").checked = consents.consent_send;
     $("consent-attendees").checked = consents.consent_attendees;
     const recorded = [consents.consent_send_at, consents.consent_attendees_at].filter(Boolean).map(whenText);
+    const who = consents.consent_send_by_you && consents.consent_attendees_by_you ? ", given by you" : "";
     $("consent-record").textContent = consents.complete
-      ? `Both consents are recorded (${recorded.join(" and ")}).`
+      ? `Both consents are recorded (${recorded.join(" and ")}${who}).`
       : "SMS stays off until both consents are given.";
   }
 
@@ -272,7 +305,7 @@
         showProgress(number);
         await new Promise((resolve) => setTimeout(resolve, 1000));
         try {
-          number = await api("GET", `sms/numbers/${number.id}`);
+          number = await api("POST", `sms/numbers/${number.id}/advance`);
           transient = 0;
         } catch (error) {
           if (error.status < 500 || ++transient > 5) throw error;

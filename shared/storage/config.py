@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
-from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
+from azure.core.exceptions import ResourceExistsError
 from pydantic import BaseModel, Field
 
 from shared.errors import Conflict
 from shared.settings import Region, get_settings
+from shared.smart.fhir_url import NotAUrl, canonical_base_url
 from shared.storage import entities
 from shared.storage.accounts import TableAccounts
 
 TABLE = "config"
 INDEX_PARTITION = "fhir_index"
 Environment = Literal["test", "production"]
+# An index row whose endpoint row never followed (the writer died in between) may be claimed after this.
+STALE_CLAIM = timedelta(minutes=2)
+TAKEN = "This FHIR base URL is already registered by another organization."
 
 
 def normalize_base_url(url: str) -> str:
-    """Compare FHIR base URLs as Cerner sends them: scheme and host case-insensitive, no trailing slash."""
-    parts = urlsplit(url.strip())
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+    """The canonical form of a FHIR base URL (see shared/smart/fhir_url.py)."""
+    return canonical_base_url(url)
 
 
 def endpoint_id_for(base_url: str) -> str:
@@ -84,15 +87,17 @@ class ConfigRepository:
         return organization.region if organization else get_settings().default_region
 
     def choose_region(self, tenant_id: str, region: Region, chosen_by: str) -> Organization:
-        """Pin the organization's data region; it is chosen once and never moves."""
-        current = self.organization(tenant_id)
-        if current is not None:
-            if current.region != region:
-                raise Conflict(f"The data region is already {current.region} and cannot be changed.")
+        """Pin the organization's data region, created only if absent: of two admins at once, one pins it."""
+        try:
+            entities.create(self.table, TABLE, "organization", tenant_id, "organization", {
+                "region": region, "region_chosen_at": datetime.now(UTC), "region_chosen_by": chosen_by,
+            })
+        except ResourceExistsError:
+            current = self.organization(tenant_id)
+            if current is None or current.region != region:
+                raise Conflict(f"The data region is already {current.region if current else 'chosen'} and "
+                               "cannot be changed.") from None
             return current
-        entities.upsert(self.table, TABLE, "organization", tenant_id, "organization", {
-            "region": region, "region_chosen_at": datetime.now(UTC), "region_chosen_by": chosen_by,
-        })
         return Organization(tenant_id=tenant_id, region=region)
 
     def endpoints(self, tenant_id: str) -> list[FhirEndpoint]:
@@ -105,29 +110,68 @@ class ConfigRepository:
         entity = entities.get(self.table, tenant_id, f"fhir:{endpoint_id}")
         return self._endpoint(entity) if entity else None
 
+    def add_endpoint(self, tenant_id: str, endpoint: FhirEndpoint, updated_by: str) -> FhirEndpoint:
+        """Register a new FHIR base URL: its index row is created only if absent, so one admin of one tenant wins."""
+        if not self._claim(tenant_id, endpoint, new=True):
+            raise Conflict("This FHIR base URL is already registered.",
+                           next_step="Edit the existing entry instead of adding it again.")
+        self._write_endpoint(tenant_id, endpoint, updated_by)
+        return endpoint
+
     def save_endpoint(self, tenant_id: str, endpoint: FhirEndpoint, updated_by: str) -> FhirEndpoint:
-        """Add or replace a FHIR endpoint and its iss index row."""
-        owner = self.find_by_iss(endpoint.base_url)
-        if owner is not None and owner[0] != tenant_id:
-            raise Conflict("This FHIR base URL is already registered by another organization.")
+        """Add or replace a FHIR endpoint of this tenant; a URL another tenant holds is never taken over."""
+        self._claim(tenant_id, endpoint, new=False)
+        self._write_endpoint(tenant_id, endpoint, updated_by)
+        return endpoint
+
+    def _write_endpoint(self, tenant_id: str, endpoint: FhirEndpoint, updated_by: str) -> None:
         fields = endpoint.model_dump()
         fields["base_url"] = normalize_base_url(endpoint.base_url)
         fields.update(updated_at=datetime.now(UTC), updated_by=updated_by)
         entities.upsert(self.table, TABLE, "fhir_endpoint", tenant_id, f"fhir:{endpoint.id}", fields)
-        entities.upsert(self.table, TABLE, "fhir_index", INDEX_PARTITION, endpoint.id, {
-            "tenant_id": tenant_id, "endpoint_id": endpoint.id, "environment": endpoint.environment,
-        })
-        return endpoint
+
+    def _claim(self, tenant_id: str, endpoint: FhirEndpoint, new: bool) -> bool:
+        """Own the URL's index row (create-if-absent, else etag); False when this tenant already holds it."""
+        fields = {"tenant_id": tenant_id, "endpoint_id": endpoint.id, "environment": endpoint.environment}
+        try:
+            entities.create(self.table, TABLE, "fhir_index", INDEX_PARTITION, endpoint.id, fields)
+            return True
+        except ResourceExistsError:
+            pass
+        index = entities.get(self.table, INDEX_PARTITION, endpoint.id)
+        if index is None:  # removed meanwhile: claim it afresh
+            return self._claim(tenant_id, endpoint, new)
+        registered = self.endpoint(index["tenant_id"], endpoint.id) is not None
+        if index["tenant_id"] != tenant_id and (registered or not self._stale(index)):
+            raise Conflict(TAKEN, next_step="Each Cerner environment belongs to one organization; check the URL.")
+        if index["tenant_id"] == tenant_id and new and (registered or not self._stale(index)):
+            return False
+        if not entities.replace_if_unchanged(self.table, TABLE, "fhir_index", INDEX_PARTITION, endpoint.id, fields,
+                                             index.metadata["etag"]):
+            raise Conflict("This FHIR base URL was changed by someone else at the same time.",
+                           next_step="Reload the portal and try again.")
+        return True
+
+    @staticmethod
+    def _stale(index: Any) -> bool:
+        written = index.metadata.get("timestamp")
+        return written is not None and datetime.now(UTC) - written > STALE_CLAIM
 
     def delete_endpoint(self, tenant_id: str, endpoint_id: str) -> None:
+        """Remove the endpoint row first, then its index row if it still names this tenant."""
         if self.endpoint(tenant_id, endpoint_id) is None:
             return
         entities.delete(self.table, tenant_id, f"fhir:{endpoint_id}")
-        entities.delete(self.table, INDEX_PARTITION, endpoint_id)
+        index = entities.get(self.table, INDEX_PARTITION, endpoint_id)
+        if index is not None and index["tenant_id"] == tenant_id:
+            entities.delete_if_unchanged(self.table, INDEX_PARTITION, endpoint_id, index.metadata["etag"])
 
     def find_by_iss(self, iss: str) -> tuple[str, FhirEndpoint] | None:
-        """The tenant and endpoint registered for a launch's `iss`, across all organizations."""
-        return self.find_by_id(endpoint_id_for(iss))
+        """The tenant and endpoint registered for a launch's `iss` in any spelling, across all organizations."""
+        try:
+            return self.find_by_id(endpoint_id_for(iss))
+        except NotAUrl:
+            return None
 
     def find_by_id(self, endpoint_id: str) -> tuple[str, FhirEndpoint] | None:
         """The tenant and endpoint of an endpoint id (from a patient link)."""

@@ -24,6 +24,8 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
         }),
         "phone_number": frozenset({"number", "country", "status", "verification", "operation", "error", "updated_at"}),
         "licence": frozenset({"state", "skus", "checked_at"}),
+        # A portal session, keyed by a keyed hash of its id: the role last read from Entra and a sealed refresh token.
+        "portal_session": frozenset({"role", "expires_at", "checked_at", "refresh"}),
     },
     "ehrusers": {
         "ehr_user": frozenset({"entra_oid", "linked_at"}),

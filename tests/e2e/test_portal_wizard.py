@@ -135,3 +135,20 @@ def test_admin_configures_everything_then_a_provider_launch_works(fresh, new_con
     provider.wait_for_url(re.compile(r".*/api/visits/.*"))
     assert provider.get_by_role("link", name="Join in Teams").is_visible()
     shot(provider, "10-provider-launch")
+    remove_with_confirmation(admin)
+
+
+def remove_with_confirmation(page) -> None:
+    """Remove asks first, naming the provider link it deletes; Cancel keeps the URL, confirming removes both."""
+    page.get_by_role("button", name="1. Configuration").click()
+    loaded(page, 1)
+    page.get_by_role("button", name="Remove Contoso Health (test)").click()
+    dialog = page.get_by_role("alertdialog")
+    expect(dialog).to_contain_text("also deletes the 1 provider link to Microsoft accounts")
+    shot(page, "11-step1-remove-confirm")
+    dialog.get_by_role("button", name="Cancel").click()
+    message(page, "Kept Contoso Health (test).")
+    page.get_by_role("button", name="Remove Contoso Health (test)").click()
+    page.get_by_role("button", name="Remove and delete 1 provider link").click()
+    message(page, "Removed Contoso Health (test) and 1 provider link.")
+    expect(page.locator("#endpoints tbody tr", has_text="Contoso Health (test)")).to_have_count(0)

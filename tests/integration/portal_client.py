@@ -41,7 +41,7 @@ def sign_in(sandbox, upn: str) -> Portal:
 
 
 def fhir_server_app() -> Starlette:
-    """FHIR bases under /r4/{kind}: `good` (R4 + SMART), `nosmart`, `stu3` and `notfhir`."""
+    """FHIR bases under /r4/{kind}: `good` and `good-<anything>` (R4 + SMART), `nosmart`, `stu3` and `notfhir`."""
 
     async def metadata(request: Request) -> JSONResponse:
         kind = request.path_params["kind"]
@@ -51,7 +51,7 @@ def fhir_server_app() -> Starlette:
         return JSONResponse({"resourceType": "CapabilityStatement", "fhirVersion": version, "status": "active"})
 
     async def smart(request: Request) -> JSONResponse:
-        if request.path_params["kind"] != "good":
+        if not request.path_params["kind"].startswith("good"):
             return JSONResponse({"error": "not found"}, status_code=404)
         base = f"https://{request.url.netloc}/auth"
         return JSONResponse({"authorization_endpoint": f"{base}/authorize", "token_endpoint": f"{base}/token",

@@ -225,6 +225,21 @@ def test_unknown_environment_name_is_a_400(sandbox, browser):
     assert_friendly(browser.get(launch_url(sandbox, "x", environment="<script>")), 400, "launch link")
 
 
+@pytest.mark.parametrize("spelling", ["upper-case host", "trailing dot", "trailing slash", "empty segments"])
+def test_a_launch_iss_in_any_alias_form_finds_the_registration_and_asks_for_the_canonical_aud(sandbox, oracle,
+                                                                                               spelling):
+    base = sandbox.world.fhir_base()
+    parts = urlsplit(base)
+    iss = {"upper-case host": base.replace(parts.netloc, parts.netloc.upper()),
+           "trailing dot": base.replace(f"{parts.hostname}:", f"{parts.hostname}.:"),
+           "trailing slash": base + "/",
+           "empty segments": base.replace("/r4/", "//r4//")}[spelling]
+    start = httpx.get(launch_url(sandbox, oracle.create_launch(todays_appointments(oracle)[0]), iss=iss),
+                      follow_redirects=False)
+    assert start.status_code == 302, start.text
+    assert parse_qs(urlsplit(start.headers["location"]).query)["aud"] == [base]
+
+
 # Identity checks of tests/security/test_id_token.py, on the same switchable tenants: what passes ------------------
 
 

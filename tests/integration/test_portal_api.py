@@ -294,8 +294,13 @@ def test_add_edit_and_remove_a_fhir_base_url_with_its_integration_record(sandbox
                                         "user/Patient.read", "user/Practitioner.read"]
     assert any(record["provider_launch_url"] in step for step in record["cerner_steps"])
 
-    assert admin.send("DELETE", f"endpoints/{endpoint['id']}").status_code == 204
-    assert admin.send("DELETE", f"endpoints/{endpoint['id']}").status_code == 404
+    asked = admin.send("DELETE", f"endpoints/{endpoint['id']}")
+    assert asked.status_code == 409 and asked.json()["error"] == "confirmation_required"
+    assert asked.json()["provider_links"] == 0 and "confirm=true" in asked.json()["next_step"]
+    assert endpoint["id"] in [e["id"] for e in admin.get("endpoints").json()["endpoints"]], "nothing removed yet"
+    removed = admin.send("DELETE", f"endpoints/{endpoint['id']}?confirm=true")
+    assert removed.status_code == 200 and removed.json() == {"removed": endpoint["id"], "provider_links_deleted": 0}
+    assert admin.send("DELETE", f"endpoints/{endpoint['id']}?confirm=true").status_code == 404
     assert endpoint["id"] not in [e["id"] for e in admin.get("endpoints").json()["endpoints"]]
 
 
@@ -320,17 +325,18 @@ def test_licence_state_and_a_production_launch_without_licence(sandbox, admin, o
         assert page.status_code == 403
         assert "No active licence" in page.text and "Microsoft_Cloud_for_Healthcare" in page.text
     finally:
-        other_admin.send("DELETE", f"endpoints/{added.json()['id']}")
+        other_admin.send("DELETE", f"endpoints/{added.json()['id']}?confirm=true")
 
 
 # --- SMS: consents, numbers, links -----------------------------------------------------------------------------
 
 
 def poll(portal, number_id: str, timeout: float = 15.0) -> dict:
+    """What the browser does while it shows progress: POST .../advance about every quarter second."""
     deadline = time.monotonic() + timeout
     while True:
         started = time.monotonic()
-        response = portal.get(f"sms/numbers/{number_id}")
+        response = portal.send("POST", f"sms/numbers/{number_id}/advance")
         assert time.monotonic() - started < 3, "a status check returns within seconds"
         assert response.status_code == 200, response.text
         number = response.json()
@@ -344,9 +350,10 @@ def test_consents_are_needed_before_a_number_and_are_recorded_with_who_and_when(
     assert refused.status_code == 409
     assert refused.json()["message"] == "Give both SMS consents before generating a phone number."
     half = other_admin.send("PUT", "sms/consents", {"consent_send": True, "consent_attendees": False}).json()
-    assert half["consent_send"] and not half["complete"] and half["consent_send_by"] == OTHER_ADMIN_OID
+    assert half["consent_send"] and not half["complete"] and half["consent_send_by"] == other_admin.me["actor"]
+    assert half["consent_send_by_you"] and OTHER_ADMIN_OID not in half["consent_send_by"]
     both = other_admin.send("PUT", "sms/consents", {"consent_send": True, "consent_attendees": True}).json()
-    assert both["complete"] and both["consent_attendees_by"] == OTHER_ADMIN_OID and both["consent_attendees_at"]
+    assert both["complete"] and both["consent_attendees_by"] == other_admin.me["actor"] and both["consent_attendees_at"]
     assert both["consent_send_at"] == half["consent_send_at"], "an unchanged consent keeps its record"
 
 
@@ -363,6 +370,9 @@ def test_generating_a_number_runs_search_then_purchase_while_the_browser_polls(s
     time.sleep(acs.lro_seconds + 0.2)
     assert reader.get(f"sms/numbers/{response.json()['id']}").json()["status"] == "searching", \
         "a reader's look does not move the purchase on"
+    assert reader.send("POST", f"sms/numbers/{response.json()['id']}/advance").status_code == 403
+    assert admin.get(f"sms/numbers/{response.json()['id']}").json()["status"] == "searching", \
+        "nor does an administrator's GET"
 
     number = poll(admin, response.json()["id"])
     assert number["status"] == "provisioned", number

@@ -7,9 +7,12 @@ import re
 import httpx
 
 from sandbox import config
+from sandbox.entra import OTHER_ADMIN_UPN
 from shared.sms.phone import to_e164
 from shared.storage.schema import SCHEMA
 from tests.integration.launching import PRACTITIONER, launch_url, todays_appointments
+from tests.integration.portal_client import sign_in
+from tests.security.portal_world import region_chosen
 
 TENANTS = (config.CERNER_TEST_TENANT, config.CERNER_PROD_TENANT)
 
@@ -68,3 +71,25 @@ def test_tables_logs_and_urls_hold_no_patient_data(sandbox, oracle, acs, browser
 
     urls = [str(page.url), *[str(r.url) for r in page.history]] + [r.headers.get("location", "") for r in page.history]
     assert not [value for value in secrets if any(value in url for url in urls)]
+
+
+def test_the_app_account_holds_no_administrators_object_id_or_name(sandbox, entra, accounts):
+    """Who gave the consents and who changed what is kept as an audit reference, never the object id."""
+    admin = sign_in(sandbox, OTHER_ADMIN_UPN)
+    admins = [user for user in entra.users if set(user.wids) & {config.GLOBAL_ADMIN, config.TEAMS_ADMIN,
+                                                                config.GLOBAL_READER, config.REPORTS_READER}]
+    identities = {value for user in admins for value in (user.oid, user.name, user.upn)}
+    table = accounts.table("config")
+    consents = admin.get("sms/consents").json()
+    try:
+        with region_chosen(accounts, admin):
+            saved = admin.send("PUT", "sms/consents", {"consent_send": True, "consent_attendees": False}).json()
+            for row in table.list_entities():
+                text = " ".join(str(value) for value in dict(row).values())
+                assert not [v for v in identities if v in text], f"{row['Kind']} row names an administrator"
+            organization = table.get_entity(config.OTHER_TENANT_ID, "organization")
+            assert organization["region_chosen_by"].startswith("admin:")
+    finally:  # as other tests expect to find this organization
+        admin.send("PUT", "sms/consents", {k: consents[k] for k in ("consent_send", "consent_attendees")})
+        admin.http.close()
+    assert saved["consent_send_by"] == admin.me["actor"] and saved["consent_send_by_you"]

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -170,6 +171,23 @@ def test_msal_refreshes_with_the_refresh_token(state, origin, confidential_app):
 
     assert state.verify_access_token(refreshed["access_token"])["oid"] == PROVIDER_OID
     assert state.requests["token:refresh_token"] == before + 1
+
+
+def test_a_refresh_reports_the_roles_held_now_and_fails_for_a_deleted_user(state, origin, confidential_app):
+    app = confidential_app()
+    flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT_URI, login_hint=ADMIN_UPN)
+    first = app.acquire_token_by_auth_code_flow(flow, redirect_params(httpx.get(flow["auth_uri"])))
+    admin = state.user_by_oid(ADMIN_OID)
+    try:
+        state.add_user(replace(admin, wids=(MEMBER_USER_WID,)))  # the Global Administrator role removed
+        demoted = app.acquire_token_by_refresh_token(first["refresh_token"], ["User.Read"])
+        assert GLOBAL_ADMIN not in id_token_claims(origin, ENTRA_TENANT_ID, demoted["id_token"])["wids"]
+        with state.lock:
+            state.users = [u for u in state.users if u.oid != ADMIN_OID]  # the account deleted
+        deleted = app.acquire_token_by_refresh_token(first["refresh_token"], ["User.Read"])
+        assert deleted["error"] == "invalid_grant" and 50034 in deleted["error_codes"]
+    finally:
+        state.add_user(admin)
 
 
 def test_auto_sign_in_user_needs_no_page(state, origin):

@@ -35,3 +35,13 @@ def test_settings_are_read_from_the_environment(monkeypatch):
     settings = Settings()
     assert settings.sms_rate_per_minute == 50
     assert settings.public_base_url == "https://connector.example"
+
+
+def test_only_the_deployments_own_tenant_is_allowed_unless_others_are_listed():
+    own = "3C1F7D52-9A61-4B0E-8C55-2F7A1D9E6B40"
+    settings = Settings(entra_tenant_id=own)
+    assert settings.allowed_tenant_ids == {own.lower()}
+    assert settings.tenant_allowed(own.lower()) and not settings.tenant_allowed("a8e2b6c4-1d3f-4e5a-9b7c-0f6e2d4c8a10")
+    assert not settings.tenant_allowed(None) and not Settings().allowed_tenant_ids
+    listed = Settings(entra_tenant_id=own, allowed_tenants=" a8e2b6c4-1d3f-4e5a-9b7c-0f6e2d4c8a10 ,")
+    assert listed.allowed_tenant_ids == {"a8e2b6c4-1d3f-4e5a-9b7c-0f6e2d4c8a10"}, "the list replaces the default"

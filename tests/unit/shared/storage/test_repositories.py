@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -107,3 +108,32 @@ def test_only_loopback_endpoints_use_an_account_key():
 
 def test_base_urls_compare_without_case_or_trailing_slash():
     assert normalize_base_url("HTTPS://Fhir.Example/r4/T/") == "https://fhir.example/r4/T"
+
+
+def test_a_url_is_added_once_and_an_abandoned_claim_can_be_taken_after_a_while(accounts, monkeypatch):
+    config = ConfigRepository(accounts)
+    tenant_a, tenant_b = str(uuid.uuid4()), str(uuid.uuid4())
+    endpoint = FhirEndpoint(base_url=f"https://fhir.example/r4/{uuid.uuid4()}", environment="test")
+    config.add_endpoint(tenant_a, endpoint, "admin:a")
+    with pytest.raises(Conflict, match="already registered"):
+        config.add_endpoint(tenant_a, endpoint, "admin:a")
+    with pytest.raises(Conflict, match="another organization"):
+        config.add_endpoint(tenant_b, endpoint, "admin:b")
+    # tenant A's writer died between the index row and the endpoint row: the claim is abandoned
+    entities.delete(config.table, tenant_a, f"fhir:{endpoint.id}")
+    with pytest.raises(Conflict, match="another organization"):
+        config.add_endpoint(tenant_b, endpoint, "admin:b")  # not yet: A may still be writing
+    monkeypatch.setattr("shared.storage.config.STALE_CLAIM", timedelta(seconds=-1))
+    config.add_endpoint(tenant_b, endpoint, "admin:b")
+    assert config.find_by_iss(endpoint.base_url)[0] == tenant_b
+
+
+def test_removing_an_endpoints_links_deletes_every_one_in_its_region_only(accounts):
+    users = EhrUserRepository(accounts)
+    endpoint, other = uuid.uuid4().hex[:16], uuid.uuid4().hex[:16]
+    for number in range(130):  # more than one transaction of 100
+        users.link("americas", endpoint, f"https://fhir.example/r4/t/Practitioner/{number}", f"oid-{number}")
+    users.link("americas", other, "https://fhir.example/r4/t/Practitioner/1", "oid-x")
+    assert users.count_links("americas", endpoint) == 130
+    assert users.unlink_endpoint("americas", endpoint) == 130
+    assert users.count_links("americas", endpoint) == 0 and users.count_links("americas", other) == 1
