@@ -26,6 +26,8 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
         "licence": frozenset({"state", "skus", "checked_at"}),
         # A portal session, keyed by a keyed hash of its id: the role last read from Entra and a sealed refresh token.
         "portal_session": frozenset({"role", "expires_at", "checked_at", "refresh"}),
+        # Per FHIR endpoint: Graph refused the virtual-appointment join link, so patients get the meeting link.
+        "join_link": frozenset({"mode", "reason", "reference", "decided_at"}),
     },
     "ehrusers": {
         "ehr_user": frozenset({"entra_oid", "linked_at"}),
