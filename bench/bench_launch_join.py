@@ -66,7 +66,8 @@ def run(offset: int) -> list[Figure]:
             figures.append(Figure("launch", "outbound calls, warm (callback → visit page)", warm_calls, "≤ 3",
                                   warm_calls <= 3))
             send = re.search(r'sendUrl = "([^"]+)"', page).group(1)
-            browser.post(sandbox.world.host_url + send, headers={"accept": "application/json"})
+            token = re.search(r'csrfToken = "([^"]+)"', page).group(1)
+            browser.post(sandbox.world.host_url + send, headers={"accept": "application/json", "X-CSRF-Token": token})
         link = next(re.search(r"(http://\S+/api/join/\S+)", m.message).group(1)
                     for phone in acs.phones() for m in acs.outbox(phone))
         token = link.rsplit("/", 1)[-1]

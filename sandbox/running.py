@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sandbox import config
 from sandbox.devca import DevCA
+from sandbox.functions_host.host import HostKeys
 from sandbox.servers import RunningServer
 
 
@@ -26,6 +27,8 @@ class Sandbox:
     standins: dict[str, object] = field(default_factory=dict)
     servers: list[RunningServer] = field(default_factory=list)
     processes: list[subprocess.Popen] = field(default_factory=list)
+    # The Functions host's master key (admin API) and Event Grid system key, made up per run.
+    host_keys: HostKeys = field(default_factory=HostKeys.generate)
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -45,6 +48,7 @@ class Sandbox:
             "PowerChart (start a provider launch here)": f"{world.oracle_url}/powerchart",
             "Admin portal": f"{world.host_url}/api/portal",
             "Patient phone (SMS outbox)": f"{world.acs_url}/outbox",
+            "Patient mailbox (email inbox; Fiona Fakename has only a home phone)": f"{world.acs_url}/inbox",
             "Usage report (sign in as an administrator)": f"{world.host_url}/api/portal/reports/usage",
             "Health": f"{world.host_url}/api/health",
         }

@@ -33,6 +33,9 @@ param keyVaultUri string
 
 param acsEndpoint string
 
+@description('Resource ID of the ACS resource; the app accepts only Event Grid events whose topic it is.')
+param acsResourceId string
+
 @allowed([
   'americas'
   'emea'
@@ -68,6 +71,11 @@ param sealActiveKeyId string
 
 param smsSchedule string
 param smsRatePerMinute int
+
+@description('Sender of notification emails at a domain linked to ACS; empty turns email off.')
+param emailSenderAddress string = ''
+
+param emailRatePerMinute int = 30
 param smsLookaheadHours int
 param licenseSkuPartNumbers string
 param licenseEnforceInTest bool
@@ -76,6 +84,9 @@ param trustedEhrHosts string
 param joinWindowMinutes int
 param linkGraceHours int
 param lobbyAlertMinutes int
+
+@description('Space-separated https origins allowed to embed the provider pages in a frame; empty: none.')
+param providerFrameAncestors string
 
 @allowed([
   512
@@ -130,9 +141,12 @@ var appSettings = {
   HASH_KEY: '@Microsoft.KeyVault(SecretUri=${secretUri}/hash-key/)'
 
   ACS_ENDPOINT: acsEndpoint
+  ACS_RESOURCE_ID: acsResourceId
   SMS_SCHEDULE: smsSchedule
   SMS_RATE_PER_MINUTE: string(smsRatePerMinute)
   SMS_LOOKAHEAD_HOURS: string(smsLookaheadHours)
+  EMAIL_SENDER_ADDRESS: emailSenderAddress
+  EMAIL_RATE_PER_MINUTE: string(emailRatePerMinute)
   LICENSE_SKU_PART_NUMBERS: licenseSkuPartNumbers
   LICENSE_ENFORCE_IN_TEST: licenseEnforceInTest ? 'true' : 'false'
 
@@ -141,6 +155,7 @@ var appSettings = {
   JOIN_WINDOW_MINUTES: string(joinWindowMinutes)
   LINK_GRACE_HOURS: string(linkGraceHours)
   LOBBY_ALERT_MINUTES: string(lobbyAlertMinutes)
+  PROVIDER_FRAME_ANCESTORS: providerFrameAncestors
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

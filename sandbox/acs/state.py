@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
+from sandbox.acs.mail import MailState
 from sandbox.acs.phones import (
     DELIVERED_DETAIL,
     DEMO_NUMBER,
@@ -56,6 +57,9 @@ class AcsState:
         self.events_failed: list[dict[str, Any]] = []
         self.event_attempts = 0
         self.request_counts: Counter[str] = Counter()
+        # Per (sender, recipient): every send asked for, repeats of a repeatability id included (the outbox has
+        # each text once, so only this shows a client that asked twice).
+        self.send_requests: Counter[tuple[str, str]] = Counter()
         self.auth_failures: list[str] = []
         self.reports: dict[str, dict[str, Any]] = {}
         self.searches: dict[str, NumberSearch] = {}
@@ -67,6 +71,7 @@ class AcsState:
         self._units_sent: dict[str, deque[tuple[datetime, int]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_number = 200
+        self.mail = MailState()  # the Email half: sender domains, operations, inbox
         for number in owned_numbers:
             self.own_number(number, verification="verified")
 
@@ -171,6 +176,7 @@ class AcsState:
 
     def _send_one(self, sender: str, recipient: dict, payload: dict, now: datetime) -> tuple[dict, Delivery | None]:
         to, request_id = recipient["to"], recipient.get("repeatabilityRequestId")
+        self.send_requests[(sender, to)] += 1
         if not request_id:
             return self._accept(sender, to, payload, now)
         problem = self._repeatability_problem(recipient, now)

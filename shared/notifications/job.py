@@ -13,12 +13,13 @@ from zoneinfo import ZoneInfoNotFoundError
 
 from azure.core.exceptions import AzureError
 
+from shared.email.address import normalized
 from shared.errors import ConnectorError, DependencyFailed, DependencyTimeout, NotSignedIn
 from shared.fhir import Appointment, FhirClient, Patient
-from shared.join import visit_key
+from shared.join import visit_key, visit_keys
 from shared.notifications.courier import Courier, Outbound, new_row
 from shared.notifications.dispatch import Dispatcher
-from shared.notifications.optouts import OPTED_OUT, OptOutStore, phone_key
+from shared.notifications.optouts import OPTED_OUT, OptOutStore, email_keys, email_scope, phone_keys
 from shared.notifications.planning import LedgerRow, Policy, Send, Slot, iso, plan_appointment
 from shared.notifications.report import RunReport
 from shared.settings import Region, Settings, get_settings
@@ -29,7 +30,7 @@ from shared.storage.accounts import TableAccounts, default_accounts
 from shared.storage.config import ConfigRepository, FhirEndpoint
 from shared.storage.ledger import LedgerRepository, day_partition
 from shared.storage.usage import UsageRepository
-from shared.tokens import sealer
+from shared.tokens import require_safe_keys, sealer
 
 SEARCH_MARGIN = timedelta(minutes=5)  # clock skew between us and Cerner
 ROWS_BEFORE = timedelta(days=1)  # ledger days read before today: a confirmed appointment may have moved
@@ -51,11 +52,26 @@ class Target:
     region: Region
 
 
-def eligible_endpoints(config: ConfigRepository) -> list[Target]:
-    """Endpoints with a linked number and departments, of organizations that gave both SMS consents."""
+SMS_CHANNELS = frozenset({"sms", "both", "email_if_no_mobile"})
+EMAIL_CHANNELS = frozenset({"email", "both", "email_if_no_mobile"})
+
+
+def channels(endpoint: FhirEndpoint, settings: Settings) -> tuple[str, ...]:
+    """The channels an endpoint's notifications go by: SMS with a linked number, email with a sender address."""
+    found = []
+    if endpoint.channel in SMS_CHANNELS and endpoint.sms_number:
+        found.append("sms")
+    if endpoint.channel in EMAIL_CHANNELS and settings.email_sender_address:
+        found.append("email")
+    return tuple(found)
+
+
+def eligible_endpoints(config: ConfigRepository, settings: Settings | None = None) -> list[Target]:
+    """Endpoints with departments and a channel to send by, of organizations that gave both consents."""
+    settings = settings or get_settings()
     by_tenant: dict[str, list[FhirEndpoint]] = defaultdict(list)
     for tenant_id, endpoint in config.all_endpoints():
-        if endpoint.sms_number and endpoint.departments:
+        if channels(endpoint, settings) and endpoint.departments:
             by_tenant[tenant_id].append(endpoint)
     targets: list[Target] = []
     for tenant_id, endpoints in by_tenant.items():
@@ -72,12 +88,13 @@ def run_notifications(now: datetime, *, max_seconds: float = DEFAULT_MAX_SECONDS
     Safe to run twice, late, or twice at once: the ledger lets each message out once (see courier.py).
     """
     started = time.monotonic()
-    accounts = accounts or default_accounts()
     settings = get_settings()
+    require_safe_keys(settings)  # hashes made with a published key could be matched against a list of numbers
+    accounts = accounts or default_accounts()
     ledger = LedgerRepository(accounts)
     report = RunReport()
     outbounds: list[Outbound] = []
-    for target in eligible_endpoints(ConfigRepository(accounts)):
+    for target in eligible_endpoints(ConfigRepository(accounts), settings):
         report.add("endpoints")
         outbounds += _prepare_safely(target, now, ledger, report, settings)
 
@@ -86,8 +103,14 @@ def run_notifications(now: datetime, *, max_seconds: float = DEFAULT_MAX_SECONDS
 
     first_texts: list[Outbound] = []  # list.append is atomic: the sending threads share it without a lock
     courier = Courier(ledger, report, clock, optouts=OptOutStore(ledger), usage=first_texts.append)
+
+    def rate_for(sender: str) -> int:
+        email = sender == settings.email_sender_address
+        return settings.email_rate_per_minute if email else settings.sms_rate_per_minute
+
     try:
-        Dispatcher(courier, report, settings.sms_rate_per_minute, started + max_seconds, workers).run(outbounds)
+        Dispatcher(courier, report, settings.sms_rate_per_minute, started + max_seconds, workers,
+                   rate_for=rate_for).run(outbounds)
     finally:  # batched after the sends: a few transactions instead of a read and a write per message
         record_usage(UsageRepository(accounts), first_texts)
     return report
@@ -115,7 +138,8 @@ def record_usage(usage: UsageRepository, first_texts: list[Outbound]) -> None:
             fields["scheduled_end"] = appointment.end
         if appointment.location_ids:
             fields["department"] = appointment.location_ids[0]
-        by_region[outbound.region].append((outbound.endpoint.id, outbound.visit, appointment.start, fields))
+        by_region[outbound.region].append((outbound.endpoint.id, visit_keys(outbound.endpoint.id, appointment.id),
+                                           appointment.start, fields))
     for region, visits in by_region.items():
         usage.record_many(region, visits)
 
@@ -141,6 +165,8 @@ class EndpointRun:
         self.lookahead = timedelta(hours=settings.sms_lookahead_hours)
         self.policy = Policy.for_endpoint(self.endpoint)
         self.optouts = OptOutStore(ledger)
+        self.channels = channels(self.endpoint, settings)
+        self.sender_address = settings.email_sender_address
         self._visits: dict[str, str] = {}
         self._texted: set[str] = set()  # appointments that had a text before this run
 
@@ -149,12 +175,14 @@ class EndpointRun:
         appointments = [a for a in self._search() if a.start is not None]
         self.report.add("searched", len(appointments))
         rows = self._rows()
-        planned: list[tuple[Appointment, Send]] = []
+        planned: list[tuple[Appointment, Send, str]] = []
         for appointment in appointments:
-            visit_rows = rows.get(self._visit(appointment), [])
-            if any(row.status in ("sent", "delivered") for row in visit_rows):
-                self._texted.add(appointment.id)
-            planned += [(appointment, send) for send in self._plan(appointment, visit_rows)]
+            visit_rows = [row for key in visit_keys(self.endpoint.id, appointment.id) for row in rows.get(key, [])]
+            for channel in self.channels:  # each channel has its own messages and rows, planned alike
+                channel_rows = [row for row in visit_rows if row.channel == channel]
+                if channel == "sms" and any(row.status in ("sent", "delivered") for row in channel_rows):
+                    self._texted.add(appointment.id)
+                planned += [(appointment, send, channel) for send in self._plan(appointment, channel_rows, channel)]
         outbounds = self._outbounds(planned)
         self.report.add("purged", self.ledger.purge_before(self.region, self.endpoint.id, self.now - PURGE_AFTER))
         return outbounds
@@ -210,16 +238,17 @@ class EndpointRun:
             self._visits[appointment.id] = visit_key(self.endpoint.id, appointment.id)
         return self._visits[appointment.id]
 
-    def _row_key(self, appointment: Appointment, slot: Slot) -> str:
-        """The ledger key of one message: a keyed hash of endpoint, appointment, kind (and offset or version, start)."""
-        return sealer().keyed_hash("sms", self.endpoint.id, appointment.id, *slot.key_parts)
+    def _row_keys(self, appointment: Appointment, slot: Slot, channel: str = "sms") -> tuple[str, ...]:
+        """A message's ledger keys (keyed hash of channel, endpoint, appointment, kind and offset or version, start),
+        active hash key first."""
+        return sealer().keyed_hashes(channel, self.endpoint.id, appointment.id, *slot.key_parts)
 
     # planning --------------------------------------------------------------------------------------------------
 
-    def _plan(self, appointment: Appointment, rows: list[LedgerRow]) -> list[Send]:
-        """Plan one appointment and write what planning decided about its older rows."""
+    def _plan(self, appointment: Appointment, rows: list[LedgerRow], channel: str = "sms") -> list[Send]:
+        """Plan one appointment on one channel and write what planning decided about its older rows."""
         plan = plan_appointment(appointment, rows, self.policy, self.now,
-                                lambda slot: self._row_key(appointment, slot))
+                                lambda slot: self._row_keys(appointment, slot, channel))
         for row, status, reason in plan.closes:
             self.ledger.merge(self.region, row.partition, row.row, {"status": status, "detail": reason}, etag=row.etag)
         for row in plan.stale_ends:  # moved later: keep its rows until the new end
@@ -228,24 +257,49 @@ class EndpointRun:
         self.report.add("in_flight", plan.in_flight)
         return plan.sends
 
-    def _outbounds(self, planned: list[tuple[Appointment, Send]]) -> list[Outbound]:
+    def _outbounds(self, planned: list[tuple[Appointment, Send, str]]) -> list[Outbound]:
         """Planned messages with their recipients; those that cannot go out are recorded as skipped."""
         if not planned:
             return []
-        patients = self._patients(sorted({a.patient_id for a, _ in planned if a.patient_id}))
-        opted_out = self.optouts.opted_out(self.region, self.endpoint.sms_number)
+        patients = self._patients(sorted({a.patient_id for a, _, _ in planned if a.patient_id}))
+        scopes = {"sms": self.endpoint.sms_number, "email": email_scope(self.endpoint.id)}
+        opted_out = {channel: frozenset[str]() for channel in scopes}
+        opted_out |= {channel: self.optouts.opted_out(self.region, scopes[channel]) for channel in self.channels}
         outbounds = []
-        for appointment, send in planned:
+        for appointment, send, channel in planned:
             patient = patients.get(appointment.patient_id)
-            to, problem = self._recipient(patient, opted_out)
+            if channel == "email":
+                to, problem = self._email_recipient(patient, opted_out["email"], opted_out["sms"])
+            else:
+                to, problem = self._recipient(patient, opted_out["sms"])
             if problem or patient is None:
-                self._skip(appointment, send, problem or "no_patient")
+                self._skip(appointment, send, problem or "no_patient", channel)
                 continue
             language = pick_language(patient.language, self.endpoint.default_language)
             partition = send.existing.partition if send.existing else day_partition(self.endpoint.id, send.slot.start)
+            first_text = channel == "sms" and appointment.id not in self._texted
             outbounds.append(Outbound(self.region, self.endpoint, appointment, send, partition,
-                                      self._visit(appointment), to, language, appointment.id not in self._texted))
+                                      self._visit(appointment), to, language, first_text, channel,
+                                      self.sender_address if channel == "email" else ""))
         return outbounds
+
+    def _textable(self, patient: Patient, sms_opted_out: frozenset[str]) -> bool:
+        """Whether this endpoint can text the patient: a mobile it reaches, and no STOP from it."""
+        return self._recipient(patient, sms_opted_out)[1] == "" if self.endpoint.sms_number else False
+
+    def _email_recipient(self, patient: Patient | None, opted_out: frozenset[str],
+                         sms_opted_out: frozenset[str]) -> tuple[str, str]:
+        """(address, '') or ('', why the patient gets no email for this message)."""
+        if patient is None:
+            return "", "no_patient"
+        if self.endpoint.channel == "email_if_no_mobile" and self._textable(patient, sms_opted_out):
+            return "", "texted_instead"
+        address = normalized(patient.email)
+        if address is None:
+            return "", "no_email"
+        if not opted_out.isdisjoint(email_keys(address)):
+            return "", OPTED_OUT
+        return address, ""
 
     def _recipient(self, patient: Patient | None, opted_out: frozenset[str]) -> tuple[str, str]:
         """(E.164 mobile, '') or ('', why the patient cannot get this text)."""
@@ -254,18 +308,18 @@ class EndpointRun:
             return "", "no_mobile"
         if is_toll_free(self.endpoint.sms_number) and not reachable_from_toll_free(mobile):
             return "", "unreachable"
-        if phone_key(mobile) in opted_out:
+        if not opted_out.isdisjoint(phone_keys(mobile)):
             return "", OPTED_OUT
         return mobile, ""
 
-    def _skip(self, appointment: Appointment, send: Send, reason: str) -> None:
+    def _skip(self, appointment: Appointment, send: Send, reason: str, channel: str = "sms") -> None:
         """Record once that this message cannot go out, so later runs neither retry it nor re-read the patient."""
         status = OPTED_OUT if reason == OPTED_OUT else "skipped"
         if send.existing is not None:
             self.ledger.merge(self.region, send.existing.partition, send.row, {"status": status, "detail": reason},
                               etag=send.existing.etag)
         else:
-            fields = new_row(send.slot, appointment, self._visit(appointment), self.now)
+            fields = new_row(send.slot, appointment, self._visit(appointment), self.now, channel)
             fields |= {"status": status, "detail": reason}
             self.ledger.create(self.region, day_partition(self.endpoint.id, send.slot.start), send.row, fields)
         self.report.add("skipped")

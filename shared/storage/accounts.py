@@ -12,6 +12,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import ResourceExistsError
 
 from shared.errors import ConnectorError
+from shared.runtime import forgotten_on_reset
 from shared.settings import Region, Settings, get_settings
 from shared.storage.schema import REGION_TABLES
 
@@ -90,6 +91,12 @@ class TableAccounts:
 
 
 _default: TableAccounts | None = None
+
+
+@forgotten_on_reset
+def _forget_accounts() -> None:
+    global _default
+    _default = None
 
 
 def default_accounts() -> TableAccounts:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,13 +22,14 @@ class UsageRepository:
     def __init__(self, accounts: TableAccounts):
         self.accounts = accounts
 
-    def record(self, region: Region, endpoint_id: str, visit_key: str, scheduled_start: datetime,
+    def record(self, region: Region, endpoint_id: str, visit_key: str | Sequence[str], scheduled_start: datetime,
                fields: dict[str, Any], keep_first: tuple[str, ...] = ()) -> dict[str, Any]:
-        """Merge event times into the visit's row; fields in keep_first keep their earliest value."""
+        """Merge event times into the visit's row (the first of its keys with one); keep_first fields keep theirs."""
+        # Several keys are the visit under each hash key, active first: a visit recorded before a rotation keeps
+        # its one row; a new row takes the first key.
         table = self.accounts.table(TABLE, region)
         partition = day_partition(endpoint_id, scheduled_start)
-        # Only a keep-first field needs the row as it is; otherwise a blind merge is one write, no read.
-        current = (entities.get(table, partition, visit_key) or {}) if keep_first else {}
+        visit_key, current = self._find(table, partition, visit_key)
         update = {k: v for k, v in fields.items() if not (k in keep_first and current.get(k))}
         entity = {"PartitionKey": partition, "RowKey": visit_key, "Kind": "visit",
                   "scheduled_start": scheduled_start, **update}
@@ -37,19 +39,23 @@ class UsageRepository:
         table.upsert_entity(entity, mode=UpdateMode.MERGE)
         return {**current, **entity}
 
-    def record_many(self, region: Region, visits: list[tuple[str, str, datetime, dict[str, Any]]]) -> int:
-        """Merge (endpoint id, visit key, start, fields) rows in one transaction per partition and 100 rows."""
+    def record_many(self, region: Region, visits: list[tuple[str, Sequence[str], datetime, dict[str, Any]]]) -> int:
+        """Merge (endpoint id, visit keys, start, fields) rows in one transaction per partition and 100 rows."""
         from azure.data.tables import UpdateMode  # the Tables SDK loads with the first table client, not on cold start
 
         by_partition: dict[str, dict[str, dict[str, Any]]] = {}
+        writes = 0
         for endpoint_id, visit_key, scheduled_start, fields in visits:
-            rows = by_partition.setdefault(day_partition(endpoint_id, scheduled_start), {})
-            entity = rows.setdefault(visit_key, {"PartitionKey": day_partition(endpoint_id, scheduled_start),
-                                                 "RowKey": visit_key, "Kind": "visit",
-                                                 "scheduled_start": scheduled_start})
+            keys = (visit_key,) if isinstance(visit_key, str) else tuple(visit_key)
+            if len(keys) > 1:  # a hash key rotation is under way: find the row under its older key, one by one
+                self.record(region, endpoint_id, keys, scheduled_start, fields)
+                writes += 1
+                continue
+            partition = day_partition(endpoint_id, scheduled_start)
+            entity = by_partition.setdefault(partition, {}).setdefault(keys[0], {
+                "PartitionKey": partition, "RowKey": keys[0], "Kind": "visit", "scheduled_start": scheduled_start})
             entity.update(fields)  # one visit twice in a batch is one row: a transaction may not name it twice
         table = self.accounts.table(TABLE, region)
-        writes = 0
         for rows in by_partition.values():
             batch = list(rows.values())
             for entity in batch:
@@ -60,9 +66,21 @@ class UsageRepository:
                 writes += 1
         return writes
 
-    def get(self, region: Region, endpoint_id: str, visit_key: str, scheduled_start: datetime) -> dict[str, Any]:
+    def get(self, region: Region, endpoint_id: str, visit_key: str | Sequence[str],
+            scheduled_start: datetime) -> dict[str, Any]:
+        """The visit's row under the first of its keys that has one, or {}."""
         table = self.accounts.table(TABLE, region)
-        return entities.get(table, day_partition(endpoint_id, scheduled_start), visit_key) or {}
+        return self._find(table, day_partition(endpoint_id, scheduled_start), visit_key)[1]
+
+    @staticmethod
+    def _find(table, partition: str, visit_key: str | Sequence[str]) -> tuple[str, dict[str, Any]]:
+        """(row key, entity) of the first key with a row, else (the first key, {})."""
+        keys = (visit_key,) if isinstance(visit_key, str) else tuple(visit_key)
+        for key in keys:
+            found = entities.get(table, partition, key)
+            if found:
+                return key, found
+        return keys[0], {}
 
     def between(self, region: Region, endpoint_ids: list[str], start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Visits scheduled in [start, end) for these endpoints (for the usage report)."""

@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandbox.functions_host import FunctionFailedError, HostHandle, start_host
+from sandbox.functions_host import FunctionFailedError, HostHandle, HostKeys, start_host
 from sandbox.servers import free_port, wait_for_port
 from tests.sandbox.sample_app import Recorder, make_app
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {"SAMPLE_SCHEDULE": "*/1 * * * * *", "SAMPLE_GREETING": "hello from settings"}
@@ -43,6 +44,19 @@ def client(host: tuple[HostHandle, Recorder]) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def seen(host: tuple[HostHandle, Recorder]) -> Recorder:
     return host[1]
+
+
+@pytest.fixture(scope="module")
+def keys(host: tuple[HostHandle, Recorder]) -> HostKeys:
+    """The host's master key (admin API) and Event Grid system key."""
+    return host[0].host.keys
+
+
+@pytest.fixture(scope="module")
+def admin(host: tuple[HostHandle, Recorder], keys: HostKeys) -> Iterator[httpx.Client]:
+    """A client of the admin API, presenting the master key as the real host requires."""
+    with httpx.Client(base_url=host[0].url, timeout=10, headers={"x-functions-key": keys.master}) as client:
+        yield client
 
 
 # HTTP triggers
@@ -145,7 +159,8 @@ def test_settings_reach_the_function(client: httpx.Client) -> None:
 # Event Grid
 
 
-def test_event_grid_delivery_calls_the_function_once_per_event(client: httpx.Client, seen: Recorder) -> None:
+def test_event_grid_delivery_calls_the_function_once_per_event(client: httpx.Client, seen: Recorder,
+                                                               keys: HostKeys) -> None:
     events = [
         {
             "id": f"evt-{n}",
@@ -160,7 +175,7 @@ def test_event_grid_delivery_calls_the_function_once_per_event(client: httpx.Cli
     ]
     response = client.post(
         "/runtime/webhooks/eventgrid",
-        params={"functionName": "on_delivery_report"},
+        params={"functionName": "on_delivery_report", "code": keys.event_grid},
         json=events,
         headers={"aeg-event-type": "Notification"},
     )
@@ -172,7 +187,7 @@ def test_event_grid_delivery_calls_the_function_once_per_event(client: httpx.Cli
     assert received[0]["event_time"].year == 2024
 
 
-def test_event_grid_subscription_validation_echoes_the_code(client: httpx.Client) -> None:
+def test_event_grid_subscription_validation_echoes_the_code(client: httpx.Client, keys: HostKeys) -> None:
     validation = [
         {
             "id": "v1",
@@ -185,23 +200,47 @@ def test_event_grid_subscription_validation_echoes_the_code(client: httpx.Client
         }
     ]
     response = client.post(
-        "/runtime/webhooks/eventgrid?functionName=on_delivery_report",
+        f"/runtime/webhooks/eventgrid?functionName=on_delivery_report&code={keys.event_grid}",
         json=validation,
         headers={"aeg-event-type": "SubscriptionValidation"},
     )
     assert response.json() == {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}
 
 
-def test_event_grid_for_an_unknown_function_is_404(client: httpx.Client) -> None:
-    response = client.post("/runtime/webhooks/eventgrid?functionName=nope", json=[], headers={"aeg-event-type": "x"})
+def test_event_grid_for_an_unknown_function_is_404(client: httpx.Client, keys: HostKeys) -> None:
+    response = client.post("/runtime/webhooks/eventgrid?functionName=nope", json=[],
+                           headers={"aeg-event-type": "x", "x-functions-key": keys.event_grid})
     assert response.status_code == 404
+
+
+def test_event_grid_webhook_needs_the_system_key(client: httpx.Client, seen: Recorder, keys: HostKeys) -> None:
+    event = {"id": "evt-nokey", "topic": "/subscriptions/0000", "subject": "s", "eventType": "x",
+             "eventTime": "2024-05-01T10:00:00Z", "data": {}, "dataVersion": "1.0"}
+    for code in (None, "wrong", keys.master[:-1]):
+        params = {"functionName": "on_delivery_report", **({"code": code} if code else {})}
+        response = client.post("/runtime/webhooks/eventgrid", params=params, json=[event],
+                               headers={"aeg-event-type": "Notification"})
+        assert response.status_code == 401
+    assert "evt-nokey" not in [e["id"] for e in seen.seen("on_delivery_report")]
+    with_master = client.post("/runtime/webhooks/eventgrid", params={"functionName": "on_delivery_report"},
+                              json=[event], headers={"aeg-event-type": "Notification", "x-functions-key": keys.master})
+    assert with_master.status_code == 202, "the master key opens system endpoints too"
+
+
+def test_admin_api_needs_the_master_key(client: httpx.Client, seen: Recorder, keys: HostKeys) -> None:
+    assert client.get("/admin/functions").status_code == 401
+    assert client.get("/admin/functions", headers={"x-functions-key": keys.event_grid}).status_code == 401
+    runs = len(seen.seen("yearly"))
+    assert client.post("/admin/functions/yearly", json={"input": None}).status_code == 401
+    assert client.post("/admin/functions/yearly", params={"code": "nope"}, json={"input": None}).status_code == 401
+    assert len(seen.seen("yearly")) == runs
 
 
 # Admin
 
 
-def test_admin_lists_functions_with_triggers_routes_and_schedules(client: httpx.Client) -> None:
-    listed = {function["name"]: function for function in client.get("/admin/functions").json()}
+def test_admin_lists_functions_with_triggers_routes_and_schedules(admin: httpx.Client) -> None:
+    listed = {function["name"]: function for function in admin.get("/admin/functions").json()}
     assert listed["item"]["trigger"] == "httpTrigger"
     assert listed["item"]["route"] == "api/items/{id:int}" and listed["item"]["methods"] == ["GET", "POST"]
     assert listed["on_delivery_report"]["trigger"] == "eventGridTrigger"
@@ -211,15 +250,15 @@ def test_admin_lists_functions_with_triggers_routes_and_schedules(client: httpx.
     assert "%SAMPLE_MISSING_SETTING%" in listed["unresolved"]["error"]
 
 
-def test_admin_runs_a_timer_now_with_past_due_false(client: httpx.Client, seen: Recorder) -> None:
+def test_admin_runs_a_timer_now_with_past_due_false(admin: httpx.Client, seen: Recorder) -> None:
     assert not seen.seen("yearly")
-    response = client.post("/admin/functions/yearly", json={"input": None})
+    response = admin.post("/admin/functions/yearly", json={"input": None})
     assert response.status_code == 202
-    assert seen.wait_for("yearly", timeout=3)[0]["past_due"] is False
+    assert seen.wait_for("yearly")[0]["past_due"] is False
 
 
-def test_admin_for_an_unknown_function_is_404(client: httpx.Client) -> None:
-    assert client.post("/admin/functions/nope", json={"input": None}).status_code == 404
+def test_admin_for_an_unknown_function_is_404(admin: httpx.Client) -> None:
+    assert admin.post("/admin/functions/nope", json={"input": None}).status_code == 404
 
 
 def test_run_function_runs_in_process_and_reports_failures(host: tuple[HostHandle, Recorder], seen: Recorder) -> None:
@@ -239,7 +278,7 @@ def test_a_missed_occurrence_after_restart_runs_once_past_due(tmp_path: Path) ->
     handle = start_host(first_app, free_port(), settings, state_dir=tmp_path)
     try:
         assert os.environ["SAMPLE_RESTART_ONLY"] == "set"
-        first.wait_for("monitored", timeout=3)
+        first.wait_for("monitored")
     finally:
         handle.stop()
     assert "SAMPLE_RESTART_ONLY" not in os.environ
@@ -250,7 +289,7 @@ def test_a_missed_occurrence_after_restart_runs_once_past_due(tmp_path: Path) ->
     second_app, second = make_app()
     handle = start_host(second_app, free_port(), settings, state_dir=tmp_path)
     try:
-        first_run = second.wait_for("monitored", timeout=3)[0]
+        first_run = second.wait_for("monitored")[0]
     finally:
         handle.stop()
     assert first_run["past_due"] is True
@@ -283,26 +322,28 @@ def test_cli_applies_settings_before_import_serves_and_exits_cleanly(tmp_path: P
 
 
 def test_a_timer_fires_on_its_setting_named_schedule(seen: Recorder) -> None:
-    runs = seen.wait_for("every_second", count=2, timeout=3)
+    runs = seen.wait_for("every_second", count=2)
     assert all(run["past_due"] is False for run in runs)
+    last, following = (datetime.fromisoformat(runs[1]["status"][key]) for key in ("Last", "Next"))
     assert runs[1]["status"]["Last"] != "0001-01-01T00:00:00+00:00"
-    assert 0.5 < runs[1]["at"] - runs[0]["at"] < 1.5
+    assert last.microsecond == following.microsecond == 0 and following > last, "occurrences on whole seconds"
 
 
 def test_a_failing_timer_is_logged_and_keeps_its_schedule(seen: Recorder, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="sandbox.functions_host")
     before = len(seen.seen("failing"))
-    seen.wait_for("failing", count=before + 1, timeout=3)
-    deadline = time.monotonic() + 1
-    while not any("failing" in record.getMessage() for record in caplog.records) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    seen.wait_for("failing", count=before + 1)
+    wait_until(lambda: any("'Functions.failing'" in record.getMessage() for record in caplog.records))
     failures = [record for record in caplog.records if "'Functions.failing'" in record.getMessage()]
     assert failures and "reference" in failures[0].getMessage() and failures[0].exc_info is not None
 
 
-def test_a_timer_does_not_fire_while_its_previous_run_is_running(seen: Recorder) -> None:
-    first_run = seen.wait_for("held", timeout=3)[0]
-    time.sleep(max(0.0, first_run["at"] + 1.6 - time.monotonic()))  # at least one occurrence goes by
+def test_a_timer_does_not_fire_while_its_previous_run_is_running(seen: Recorder,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sandbox.functions_host")
+    seen.wait_for("held")
+    skipped = "Timer 'held' skipped an occurrence: its previous run is still running"
+    assert wait_until(lambda: any(skipped in record.getMessage() for record in caplog.records)), "an occurrence came"
     assert len(seen.seen("held")) == 1
     seen.release.set()
-    seen.wait_for("held", count=2, timeout=3)
+    seen.wait_for("held", count=2)
