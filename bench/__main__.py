@@ -39,9 +39,9 @@ def main() -> None:
     offset = int(os.environ.get("SANDBOX_TEST_PORT_OFFSET", "0"))
     started = time.monotonic()
     figures: list[Figure] = []
-    figures += bench_cold_start.run(offset=offset + 3200, runs=cold_runs)
-    figures += bench_launch_join.run(offset=offset + 3000)
-    figures += bench_reminders.run(offset=offset + 3100, per_site=per_site)
+    figures += bench_cold_start.run(offset=offset + 2200, runs=cold_runs)
+    figures += bench_launch_join.run(offset=offset + 2000)
+    figures += bench_reminders.run(offset=offset + 2100, per_site=per_site)
     figures.append(Figure("make bench", "wall time (s)", round(time.monotonic() - started, 1)))
     print()
     print_table(figures)
