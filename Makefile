@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := .browser/version
 
-.PHONY: run test tools mutation fuzz security-catalogue
+.PHONY: run test tools mutation bench fuzz security-catalogue
 
 $(STAMP): requirements.txt requirements-dev.txt package.json package-lock.json
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is needed (set PYTHON=python3.11)")'
@@ -36,6 +36,11 @@ mutation: $(STAMP)
 	mkdir -p mutants && ln -sfn ../node_modules mutants/node_modules
 	$(BIN)/mutmut run --max-children 1
 	$(BIN)/mutmut results
+
+# Every benchmark in bench/ (cold start, launch and join, reminder job): one table on the terminal and in
+# bench-results.json. About 10 minutes on 2 cores; not part of `make test` (which runs it at a tiny size).
+bench: $(STAMP)
+	$(BIN)/python -m bench --json bench-results.json
 
 # Offline checks of infra/ at the tools' current releases, each in its own cached venv under .cache/ (azure-cli is
 # ~730 MB; checkov 3.3 pins packaging<24, which pytest 9 cannot share): regenerates the snapshot of the real az CLI's

@@ -1,6 +1,7 @@
 """Outbound calls the app makes on the provider launch (callback → visit page) and the patient join, cold and warm.
 
-Run: .venv/bin/python -m bench.bench_launch_join   (starts its own sandbox on spare ports; prints counts)
+Run: .venv/bin/python -m bench.bench_launch_join   (starts its own sandbox on spare ports; prints counts);
+`make bench` runs it with the others.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from bench.table import Figure, print_table
 from sandbox.devca import make_dev_ca
 from sandbox.run import start_sandbox
 
@@ -36,11 +38,13 @@ def delta(before: Counter, after: Counter) -> dict[str, int]:
     return {k: after[k] - before[k] for k in after if after[k] - before[k]}
 
 
-def main() -> None:
+def run(offset: int) -> list[Figure]:
+    """Outbound calls of the first and the warm provider launch and of the patient's two taps on the link."""
     state = Path(tempfile.mkdtemp(prefix="bench-"))
     ca = make_dev_ca(state / "ca")
     os.environ.update(ca.trust_env())
-    sandbox = start_sandbox(offset=3000, state_dir=state / "sandbox", ca=ca)
+    sandbox = start_sandbox(offset=offset, state_dir=state / "sandbox", ca=ca)
+    figures: list[Figure] = []
     try:
         oracle, entra, acs = (sandbox.standins[n] for n in ("oracle", "entra", "acs"))
         entra.auto_sign_in_upn = "dr.grey@contoso-health.example"
@@ -56,26 +60,29 @@ def main() -> None:
 
             first, _ = launch()
             warm, page = launch()
-            print(f"provider launch, first ever (Microsoft link, meeting created): {first}")
-            print(f"provider launch, warm (callback → visit page):               {warm}")
-            print(f"  outbound calls on the warm path (excluding the browser's own hops): "
-                  f"{sum(v for k, v in warm.items() if 'browser' not in k)}")
+            warm_calls = sum(v for k, v in warm.items() if "browser" not in k)
+            figures.append(Figure("launch", "outbound calls, first ever (Microsoft link, meeting created)",
+                                  sum(v for k, v in first.items() if "browser" not in k)))
+            figures.append(Figure("launch", "outbound calls, warm (callback → visit page)", warm_calls, "≤ 3",
+                                  warm_calls <= 3))
             send = re.search(r'sendUrl = "([^"]+)"', page).group(1)
             token = re.search(r'csrfToken = "([^"]+)"', page).group(1)
             browser.post(sandbox.world.host_url + send, headers={"accept": "application/json", "X-CSRF-Token": token})
         link = next(re.search(r"(http://\S+/api/join/\S+)", m.message).group(1)
                     for phone in acs.phones() for m in acs.outbox(phone))
         token = link.rsplit("/", 1)[-1]
-        print(f"patient link: {len(link)} characters, token {len(token)} characters")
-        for label in ("patient join, first tap", "patient join, second tap (warm)"):
+        figures.append(Figure("join", "patient link length (characters)", len(link)))
+        figures.append(Figure("join", "patient link token length (characters)", len(token)))
+        for label in ("outbound calls, first tap", "outbound calls, second tap (warm)"):
             before = outbound(sandbox)
             response = httpx.get(link, follow_redirects=False)
             assert response.status_code == 302
-            calls = delta(before, outbound(sandbox))
-            print(f"{label}: {calls} → {sum(calls.values())} outbound calls")
+            calls = sum(delta(before, outbound(sandbox)).values())
+            figures.append(Figure("join", label, calls, *(("≤ 1", calls <= 1) if "warm" in label else ())))
     finally:
         sandbox.stop()
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    print_table(run(offset=3000 + int(os.environ.get("SANDBOX_TEST_PORT_OFFSET", "0"))))

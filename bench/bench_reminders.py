@@ -3,12 +3,14 @@
 Every stand-in call takes 50 ms (ACS latency, Oracle Health delays on FHIR and token calls); the ACS rate limit and
 our per-number pacing are off, so the job's own concurrency is what is measured. Storage is Azurite.
 
-Run: .venv/bin/python -m bench.bench_reminders   (starts its own sandbox on spare ports; prints counts)
+Run: .venv/bin/python -m bench.bench_reminders   (starts its own sandbox on spare ports; prints counts);
+`make bench` runs it with the others.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import tempfile
 import threading
 import time
@@ -21,6 +23,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
 
+from bench.table import Figure, print_table
 from sandbox.devca import make_dev_ca
 from sandbox.run import start_sandbox
 from sandbox.seed import sandbox_settings
@@ -80,22 +83,22 @@ def build_world(sandbox, accounts: TableAccounts) -> list:
     return sites
 
 
-def book_visits(oracle, sites: list, first: datetime, serial: int) -> int:
-    """100 video visits per endpoint, one every 15 minutes from `first`, patients in four languages."""
+def book_visits(oracle, sites: list, first: datetime, serial: int, per_site: int = APPOINTMENTS_PER_SITE) -> int:
+    """`per_site` video visits per endpoint, one every 15 minutes from `first`, patients in four languages."""
     languages = ("en", "es", "pt-BR", None)
     for index, site in enumerate(sites):
-        for n in range(APPOINTMENTS_PER_SITE):
+        for n in range(per_site):
             book(oracle, site, first + timedelta(minutes=n * 15), language=languages[n % 4],
                  mobile=f"{212 + index}{serial}{n:06d}"[:10])
-    return len(sites) * APPOINTMENTS_PER_SITE
+    return len(sites) * per_site
 
 
-def measure(label: str, accounts: CountingAccounts, now: datetime, appointments: int, workers: int = 8) -> None:
+def measure(label: str, accounts: CountingAccounts, now: datetime, appointments: int, workers: int = 8) -> dict:
     reset_call_counts()
     accounts.transport.calls = 0
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     report = run_notifications(now, accounts=accounts, workers=workers)
-    seconds = time.monotonic() - started
+    seconds, cpu = time.monotonic() - started, time.process_time() - cpu_started
     calls = Counter(call_counts())
     calls["storage"] = accounts.transport.calls
     total = sum(calls.values())
@@ -107,13 +110,15 @@ def measure(label: str, accounts: CountingAccounts, now: datetime, appointments:
           f"storage {calls['storage'] / appointments:.2f})")
     if report.sent:
         print(f"  per message sent: {total / report.sent:.2f}; throughput {report.sent / seconds:.1f} messages/s")
+    return {"seconds": seconds, "sent": report.sent, "storage": calls["storage"], "total": total, "cpu": cpu}
 
 
-def main() -> None:
+def run(offset: int, per_site: int = APPOINTMENTS_PER_SITE) -> list[Figure]:
+    """Four runs of the job (confirmations, nothing due, new bookings with 16 threads, nothing due) as figures."""
     state = Path(tempfile.mkdtemp(prefix="bench-reminders-"))
     ca = make_dev_ca(state / "ca")
     os.environ.update(ca.trust_env())
-    sandbox = start_sandbox(offset=3100, state_dir=state / "sandbox", ca=ca, with_host=False, seed=False)
+    sandbox = start_sandbox(offset=offset, state_dir=state / "sandbox", ca=ca, with_host=False, seed=False)
     settings = AppSettings({**sandbox.settings_env, "SMS_RATE_PER_MINUTE": "1000000"})
     try:
         oracle, acs = sandbox.standins["oracle"], sandbox.standins["acs"]
@@ -123,20 +128,37 @@ def main() -> None:
         accounts = CountingAccounts(sandbox_settings(sandbox))
         now = datetime.now(UTC)
         sites = build_world(sandbox, accounts)
-        booked = book_visits(oracle, sites, now + timedelta(minutes=30), serial=5)
+        booked = book_visits(oracle, sites, now + timedelta(minutes=30), serial=5, per_site=per_site)
         for path in ("/r4/", "/tenants/"):  # every FHIR read and token request
             oracle.delay_next(path, LATENCY, count=10**6)
         print(f"{booked} appointments on {SITES} endpoints; every stand-in call takes {LATENCY * 1000:.0f} ms")
-        measure("run 1: every booking gets its confirmation (8 sending threads)", accounts, now, booked)
-        measure("run 2: the same minute again (nothing due)", accounts, now, booked)
-        booked += book_visits(oracle, sites, now + timedelta(minutes=35), serial=6)
-        measure("run 3: 300 new bookings, 16 sending threads", accounts, now + timedelta(minutes=5), booked,
-                workers=16)
+        first = measure("run 1: every booking gets its confirmation (8 sending threads)", accounts, now, booked)
+        idle = measure("run 2: the same minute again (nothing due)", accounts, now, booked)
+        booked += book_visits(oracle, sites, now + timedelta(minutes=35), serial=6, per_site=per_site)
+        third = measure(f"run 3: {SITES * per_site} new bookings, 16 sending threads", accounts,
+                        now + timedelta(minutes=5), booked, workers=16)
         measure("run 4: steady state, nothing due", accounts, now + timedelta(minutes=10), booked)
     finally:
         settings.undo()
         sandbox.stop()
+    name = f"reminders ({SITES * per_site} confirmations, 50 ms per call)"
+    return [
+        Figure(name, "messages/s, 8 sending threads", round(first["sent"] / first["seconds"], 1), "≥ 150",
+               first["sent"] / first["seconds"] >= 150),
+        Figure(name, "messages/s, 16 sending threads", round(third["sent"] / third["seconds"], 1), "≥ 150",
+               third["sent"] / third["seconds"] >= 150),
+        Figure(name, "CPU time of the bench process (job and stand-ins) ÷ wall time, 8 threads",
+               round(first["cpu"] / first["seconds"], 2)),
+        Figure(name, "all outbound calls per message sent", round(first["total"] / first["sent"], 2)),
+        Figure(name, "table operations per message sent (whole run)", round(first["storage"] / first["sent"], 2)),
+        Figure(name, "table operations per message sent, beyond a run with nothing due",
+               round((first["storage"] - idle["storage"]) / first["sent"], 2), "≤ 2",
+               (first["storage"] - idle["storage"]) / first["sent"] <= 2),
+        Figure(name, "table operations of a run with nothing due", idle["storage"]),
+        Figure(name, "peak RSS of the bench process, stand-ins included (MB)",
+               round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    print_table(run(offset=3100 + int(os.environ.get("SANDBOX_TEST_PORT_OFFSET", "0"))))

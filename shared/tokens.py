@@ -11,9 +11,6 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from shared.errors import ConnectorError
 from shared.runtime import forgotten_on_reset
 from shared.settings import Settings, get_settings
@@ -56,6 +53,13 @@ def _unb64(text: str) -> bytes:
         raise TokenInvalid("not base64url") from exc
 
 
+def _aead(key: bytes):
+    """AES-GCM with this key; cryptography's hazmat parts load on first use, not on cold start."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(key)
+
+
 def _key_tag(key_id: str) -> bytes:
     # One byte names the key inside a link, so rotation costs no length; collisions are tried in turn.
     return hashlib.sha256(key_id.encode()).digest()[:1]
@@ -83,7 +87,7 @@ class Sealer:
         plaintext = bytes.fromhex(endpoint_id) + minutes.to_bytes(3, "big") + appointment
         header = _key_tag(self.active)
         nonce = os.urandom(12)
-        sealed = AESGCM(self.ring[self.active]).encrypt(nonce, plaintext, LINK_VERSION + header)
+        sealed = _aead(self.ring[self.active]).encrypt(nonce, plaintext, LINK_VERSION + header)
         token = _b64(header + nonce + sealed)
         assert len(token) <= MAX_LINK_CHARS
         return token
@@ -112,7 +116,7 @@ class Sealer:
         """Encrypt a small JSON document bound to a purpose, readable until ttl_seconds from now."""
         body = json.dumps({"d": data, "e": int(time.time()) + ttl_seconds}, separators=(",", ":")).encode()
         nonce = os.urandom(12)
-        sealed = AESGCM(self.ring[self.active]).encrypt(nonce, body, purpose.encode())
+        sealed = _aead(self.ring[self.active]).encrypt(nonce, body, purpose.encode())
         return f"{self.active}.{_b64(nonce + sealed)}"
 
     def open_json(self, value: str, purpose: str) -> dict:
@@ -122,8 +126,10 @@ class Sealer:
         if key is None or not payload:
             raise TokenInvalid("unknown key")
         raw = _unb64(payload)
+        from cryptography.exceptions import InvalidTag
+
         try:
-            body = json.loads(AESGCM(key).decrypt(raw[:12], raw[12:], purpose.encode()))
+            body = json.loads(_aead(key).decrypt(raw[:12], raw[12:], purpose.encode()))
         except (InvalidTag, ValueError) as exc:
             raise TokenInvalid("tampered") from exc
         if body["e"] < time.time():
@@ -147,11 +153,13 @@ class Sealer:
                      for digest in (hmac.new(key, message, hashlib.sha256).hexdigest()[:size],))
 
     def _open(self, header: bytes, nonce: bytes, sealed: bytes, aad: bytes) -> bytes:
+        from cryptography.exceptions import InvalidTag
+
         for key_id, key in self.ring.items():
             if _key_tag(key_id) != header:
                 continue
             try:
-                return AESGCM(key).decrypt(nonce, sealed, aad)
+                return _aead(key).decrypt(nonce, sealed, aad)
             except InvalidTag:
                 continue
         raise TokenInvalid("tampered or unknown key")

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 
-from azure.communication.email import EmailClient
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from shared.errors import DependencyFailed
@@ -34,6 +33,8 @@ def send_email(sender: str, to: str, content: EmailContent, *, repeatability_id:
     ACS answers 202 with the send operation; its id is the message id that delivery reports carry. We do not wait
     for the operation: the delivery report (Event Grid) says how it ended.
     """
+    from azure.communication.email import EmailClient  # the first email sent loads the SDK, not cold start
+
     message = {
         "senderAddress": sender,
         "recipients": {"to": [{"address": to}]},

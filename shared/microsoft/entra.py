@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import jwt
-import msal
 
 from shared.errors import ConnectorError, DependencyFailed
 from shared.http import client, dependency
 from shared.runtime import forgotten_on_reset
 from shared.settings import get_settings
 from shared.smart.id_token import validate_id_token
+
+if TYPE_CHECKING:
+    import msal
 
 GRAPH_DEFAULT_SCOPE = "https://graph.microsoft.com/.default"
 SIGN_IN_SCOPES = ["User.Read"]
@@ -69,6 +70,8 @@ def _forget_apps() -> None:
 
 def confidential_app(tenant: str | None = None) -> msal.ConfidentialClientApplication:
     """One msal app per authority tenant; its token cache keeps app tokens in process."""
+    import msal  # imported when first needed: a cold start does not pay for it
+
     settings = get_settings()
     tenant = tenant or settings.entra_tenant_id
     with _lock:
@@ -147,6 +150,8 @@ def refresh_sign_in(refresh_token: str, tenant: str) -> tuple[dict[str, Any], st
 
 def verify_entra_id_token(id_token: str, nonce: str | None) -> dict[str, Any]:
     """msal checks only state and nonce: verify signature, issuer, audience and expiry ourselves."""
+    import jwt  # imported when first needed: a cold start does not pay for it
+
     settings = get_settings()
     try:
         tid = jwt.decode(id_token, options={"verify_signature": False}).get("tid", "")

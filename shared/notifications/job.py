@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfoNotFoundError
 
-import phonenumbers
 from azure.core.exceptions import AzureError
 
 from shared.email.address import normalized
@@ -102,15 +101,18 @@ def run_notifications(now: datetime, *, max_seconds: float = DEFAULT_MAX_SECONDS
     def clock() -> datetime:
         return now + timedelta(seconds=time.monotonic() - started)
 
-    usage = UsageRepository(accounts)
-    courier = Courier(ledger, report, clock, optouts=OptOutStore(ledger), usage=lambda o: record_usage(usage, o))
+    first_texts: list[Outbound] = []  # list.append is atomic: the sending threads share it without a lock
+    courier = Courier(ledger, report, clock, optouts=OptOutStore(ledger), usage=first_texts.append)
 
     def rate_for(sender: str) -> int:
         email = sender == settings.email_sender_address
         return settings.email_rate_per_minute if email else settings.sms_rate_per_minute
 
-    Dispatcher(courier, report, settings.sms_rate_per_minute, started + max_seconds, workers,
-               rate_for=rate_for).run(outbounds)
+    try:
+        Dispatcher(courier, report, settings.sms_rate_per_minute, started + max_seconds, workers,
+                   rate_for=rate_for).run(outbounds)
+    finally:  # batched after the sends: a few transactions instead of a read and a write per message
+        record_usage(UsageRepository(accounts), first_texts)
     return report
 
 
@@ -126,20 +128,26 @@ def _prepare_safely(target: Target, now: datetime, ledger: LedgerRepository, rep
         return []
 
 
-def record_usage(usage: UsageRepository, outbound: Outbound) -> None:
-    """Mark the visit as having had an SMS, for the usage report."""
-    appointment = outbound.appointment
-    fields: dict = {"sms_sent": True}
-    if appointment.end is not None:
-        fields["scheduled_end"] = appointment.end
-    if appointment.location_ids:
-        fields["department"] = appointment.location_ids[0]
-    usage.record(outbound.region, outbound.endpoint.id, visit_keys(outbound.endpoint.id, appointment.id),
-                 appointment.start, fields)
+def record_usage(usage: UsageRepository, first_texts: list[Outbound]) -> None:
+    """Mark the visits that had their first SMS, for the usage report (one batch per data region)."""
+    by_region: dict[Region, list] = defaultdict(list)
+    for outbound in first_texts:
+        appointment = outbound.appointment
+        fields: dict = {"sms_sent": True}
+        if appointment.end is not None:
+            fields["scheduled_end"] = appointment.end
+        if appointment.location_ids:
+            fields["department"] = appointment.location_ids[0]
+        by_region[outbound.region].append((outbound.endpoint.id, visit_keys(outbound.endpoint.id, appointment.id),
+                                           appointment.start, fields))
+    for region, visits in by_region.items():
+        usage.record_many(region, visits)
 
 
 def is_toll_free(number: str) -> bool:
     """Whether a sending number is toll-free (those reach the US, Canada and Puerto Rico only)."""
+    import phonenumbers  # its metadata is large: loaded by the first job run, not on cold start
+
     try:
         parsed = phonenumbers.parse(number)
     except phonenumbers.NumberParseException:

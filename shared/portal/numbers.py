@@ -9,15 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from azure.communication.phonenumbers import (
-    PhoneNumberAssignmentType,
-    PhoneNumberCapabilities,
-    PhoneNumberCapabilityType,
-    PhoneNumbersClient,
-    PhoneNumberType,
-)
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.core.polling import LROPoller
 from azure.core.polling.base_polling import LROBasePolling, OperationFailed
@@ -25,6 +18,9 @@ from azure.core.polling.base_polling import LROBasePolling, OperationFailed
 from shared.errors import DependencyFailed
 from shared.settings import get_settings
 from shared.sms.acs import acs_client
+
+if TYPE_CHECKING:
+    from azure.communication.phonenumbers import PhoneNumbersClient
 
 Status = Literal["running", "succeeded", "failed"]
 
@@ -58,6 +54,8 @@ class StepPolling(LROBasePolling):
 
 def numbers_client() -> PhoneNumbersClient:
     """The process's phone-numbers SDK client (same credential and call counting as SMS)."""
+    from azure.communication.phonenumbers import PhoneNumbersClient  # the first number operation loads the SDK
+
     return acs_client(PhoneNumbersClient)
 
 
@@ -86,22 +84,30 @@ def _step(begin: Callable[..., LROPoller]) -> Step:
     return Step("succeeded", poller.continuation_token(), poller.result())
 
 
-def start_search(country_code: str) -> Step:
-    """Search one toll-free number that can send and receive SMS (STOP replies must reach us)."""
+def _toll_free_search(country_code: str, **options: Any) -> Step:
+    """Start or resume a search for one toll-free number that can send and receive SMS."""
+    from azure.communication.phonenumbers import (  # the first number operation loads the SDK, not cold start
+        PhoneNumberAssignmentType,
+        PhoneNumberCapabilities,
+        PhoneNumberCapabilityType,
+        PhoneNumberType,
+    )
+
     capabilities = PhoneNumberCapabilities(calling=PhoneNumberCapabilityType.NONE,
                                            sms=PhoneNumberCapabilityType.INBOUND_OUTBOUND)
     return _step(lambda: numbers_client().begin_search_available_phone_numbers(
         country_code, PhoneNumberType.TOLL_FREE, PhoneNumberAssignmentType.APPLICATION, capabilities,
-        quantity=1, polling=_polling(True)))
+        polling=_polling(True), **options))
+
+
+def start_search(country_code: str) -> Step:
+    """Search one toll-free number that can send and receive SMS (STOP replies must reach us)."""
+    return _toll_free_search(country_code, quantity=1)
 
 
 def continue_search(token: str) -> Step:
     # The SDK wants the search arguments even when resuming; the continuation token alone decides what is polled.
-    capabilities = PhoneNumberCapabilities(calling=PhoneNumberCapabilityType.NONE,
-                                           sms=PhoneNumberCapabilityType.INBOUND_OUTBOUND)
-    return _step(lambda: numbers_client().begin_search_available_phone_numbers(
-        "US", PhoneNumberType.TOLL_FREE, PhoneNumberAssignmentType.APPLICATION, capabilities,
-        polling=_polling(True), continuation_token=token))
+    return _toll_free_search("US", continuation_token=token)
 
 
 def start_purchase(search_id: str) -> Step:

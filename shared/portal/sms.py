@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
 from pydantic import BaseModel, Field, field_validator
 
 from shared.errors import Conflict, InvalidInput, NotFound
@@ -162,6 +161,8 @@ class NumberRepository:
         entity = {"PartitionKey": tenant_id, "RowKey": f"number:{record.id}", "Kind": "phone_number",
                   **record.model_dump(exclude={"id"})}
         check_entity(TABLE, entity)
+        from azure.data.tables import UpdateMode  # the Tables SDK loads with the first table client, not on cold start
+
         try:
             if etag:
                 written = self.table.update_entity(entity, mode=UpdateMode.REPLACE, etag=etag,

@@ -5,10 +5,6 @@ from __future__ import annotations
 import time
 import uuid
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
 from shared.cache import TtlCache
 from shared.ehr_hosts import require_trusted
 from shared.errors import DependencyFailed
@@ -25,6 +21,11 @@ _tokens: TtlCache[tuple[str, int]] = TtlCache(0, lifetime=lambda token: max(toke
 
 
 def _client_assertion(token_endpoint: str) -> str:
+    # PyJWT and cryptography's hazmat parts are imported on the first system token, not on cold start.
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     settings = get_settings()
     key = load_pem_private_key(settings.smart_system_private_key.get_secret_value().encode(), password=None)
     algorithm = "ES384" if isinstance(key, ec.EllipticCurvePrivateKey) else "RS384"

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import jwt
 from pydantic import BaseModel, ValidationError
 
 from shared.cache import TtlCache
@@ -17,6 +16,9 @@ from shared.ehr_hosts import require_trusted
 from shared.errors import DependencyFailed
 from shared.http import client, dependency
 from shared.runtime import forgotten_on_reset
+
+if TYPE_CHECKING:
+    import jwt
 
 CACHE_SECONDS = 3600
 # An id_token with an unknown kid refetches the keys (rotation), but at most this often per JWKS URI:
@@ -108,6 +110,8 @@ def openid_configuration(issuer: str) -> OpenIdConfiguration:
 
 def jwks(jwks_uri: str, refresh: bool = False, system: str = "smart") -> jwt.PyJWKSet:
     """The signing keys at a JWKS URI (cached; refresh=True after an unknown kid: at most once a minute)."""
+    import jwt  # PyJWT loads cryptography: imported on the first sign-in, not on cold start
+
     if system != "entra":
         require_trusted(jwks_uri, "JWKS URI")
     if refresh and not _may_refresh((system, jwks_uri)):

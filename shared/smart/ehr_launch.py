@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import jwt
 from pydantic import BaseModel, ValidationError
 
 from shared.ehr_hosts import require_trusted
@@ -91,6 +90,8 @@ def exchange_code(configuration: SmartConfiguration, *, code: str, redirect_uri:
 def verify_identity(configuration: SmartConfiguration, id_token: str, client_id: str,
                     nonce: str | None) -> dict[str, Any]:
     """Validate the id_token fully; its issuer must be the launch's authorization server, its nonce ours."""
+    import jwt  # PyJWT loads cryptography: imported on the first sign-in, not on cold start
+
     if not id_token:
         raise IdTokenInvalid("Cerner did not say who launched the app.", next_step=RELAUNCH)
     try:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from shared.errors import ConnectorError
 from shared.smart.discovery import jwks
+
+if TYPE_CHECKING:
+    import jwt
 
 ALLOWED_ALGORITHMS = ["RS256", "RS384", "ES256", "ES384"]
 LEEWAY_SECONDS = 60
@@ -20,6 +21,8 @@ class IdTokenInvalid(ConnectorError):
 
 def _signing_key(token: str, jwks_uri: str, system: str) -> jwt.PyJWK:
     """The key named by the token's kid; without a kid, the JWKS's only key (never a guess among several)."""
+    import jwt  # PyJWT loads cryptography: imported on the first sign-in, not on cold start
+
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -42,6 +45,8 @@ def _signing_key(token: str, jwks_uri: str, system: str) -> jwt.PyJWK:
 def validate_id_token(token: str, *, jwks_uri: str, issuer: str, audience: str,
                       nonce: str | None = None, system: str = "smart") -> dict[str, Any]:
     """The claims of a fully validated id_token, or IdTokenInvalid saying which check failed."""
+    import jwt  # PyJWT loads cryptography: imported on the first sign-in, not on cold start
+
     key = _signing_key(token, jwks_uri, system)
     try:
         claims = jwt.decode(

@@ -8,8 +8,6 @@ from datetime import datetime
 from email.utils import format_datetime
 from typing import Any, TypeVar
 
-from azure.communication.sms import SmsClient
-from azure.communication.sms._generated.models import SendMessageRequest, SmsRecipient, SmsSendOptions
 from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.core.pipeline.policies import SansIOHTTPPolicy
@@ -78,6 +76,10 @@ def acs_client(client_class: type[Client]) -> Client:
 def send_sms(from_number: str, to: str, message: str, *, tag: str, repeatability_id: str,
              first_sent: datetime) -> SendOutcome:
     """Send one SMS; the same repeatability id and first-sent time make a retry a no-op at ACS."""
+    # The ACS SDK is imported when the first text is sent: a cold start does not pay for it.
+    from azure.communication.sms import SmsClient
+    from azure.communication.sms._generated.models import SendMessageRequest, SmsRecipient, SmsSendOptions
+
     request = SendMessageRequest(
         from_property=from_number,
         sms_recipients=[SmsRecipient(to=to, repeatability_request_id=repeatability_id,

@@ -5,16 +5,19 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import threading
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import ResourceExistsError
-from azure.data.tables import TableClient, TableServiceClient
 
 from shared.errors import ConnectorError
 from shared.runtime import forgotten_on_reset
 from shared.settings import Region, Settings, get_settings
 from shared.storage.schema import REGION_TABLES
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient, TableServiceClient
 
 
 class RegionNotProvisioned(ConnectorError):
@@ -33,6 +36,9 @@ def is_loopback(endpoint: str) -> bool:
 
 
 def _service(endpoint: str, settings: Settings) -> TableServiceClient:
+    # The Tables SDK loads with the first table client, not on cold start.
+    from azure.data.tables import TableServiceClient
+
     if is_loopback(endpoint):
         account = urlsplit(endpoint).path.strip("/").split("/")[0]
         credential = AzureNamedKeyCredential(account, settings.azurite_account_key.get_secret_value())

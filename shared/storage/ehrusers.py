@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from azure.data.tables import TableTransactionError
-
 from shared.settings import Region
 from shared.storage import entities
 from shared.storage.accounts import TableAccounts
@@ -40,6 +38,8 @@ class EhrUserRepository:
 
     def unlink_endpoint(self, region: Region, endpoint_id: str) -> int:
         """Delete every link of a FHIR endpoint (it is being removed); returns how many there were."""
+        from azure.data.tables import TableTransactionError  # the Tables SDK loads with the first table client
+
         table = self.accounts.table(TABLE, region)
         keys = self._keys(region, endpoint_id)
         # One partition, so deletes go in transactions of up to 100 (the Table service's batch limit).

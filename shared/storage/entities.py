@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
 
 from shared.storage.schema import check_entity
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
 
 
 def key(value: str) -> str:
@@ -36,6 +38,8 @@ def _checked(table_name: str, kind: str, partition: str, row: str, fields: dict[
 
 def upsert(table: TableClient, table_name: str, kind: str, partition: str, row: str, fields: dict[str, Any]) -> None:
     """Write an entity after checking it against the schema (replacing what was there)."""
+    from azure.data.tables import UpdateMode  # the Tables SDK loads with the first table client, not cold start
+
     table.upsert_entity(_checked(table_name, kind, partition, row, fields), mode=UpdateMode.REPLACE)
 
 
@@ -48,6 +52,8 @@ def replace_if_unchanged(table: TableClient, table_name: str, kind: str, partiti
                          fields: dict[str, Any], etag: str) -> bool:
     """Replace an entity only if nobody changed it since it was read with this etag; False if someone did."""
     entity = _checked(table_name, kind, partition, row, fields)
+    from azure.data.tables import UpdateMode  # the Tables SDK loads with the first table client, not cold start
+
     try:
         table.update_entity(entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified)
     except (ResourceModifiedError, ResourceNotFoundError):

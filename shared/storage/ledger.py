@@ -8,7 +8,6 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
 
 from shared.settings import Region
 from shared.storage import entities
@@ -60,6 +59,8 @@ class LedgerRepository:
         entity = {"PartitionKey": partition, "RowKey": row, "Kind": kind, **fields}
         check_entity(TABLE, entity)
         condition = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
+        from azure.data.tables import UpdateMode  # the Tables SDK loads with the first table client, not on cold start
+
         try:
             return self._table(region).update_entity(entity, mode=UpdateMode.MERGE, **condition).get("etag") or ""
         except (ResourceModifiedError, ResourceNotFoundError):

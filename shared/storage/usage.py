@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.data.tables import UpdateMode
-
 from shared.settings import Region
 from shared.storage import entities
 from shared.storage.accounts import TableAccounts
@@ -15,6 +13,7 @@ from shared.storage.ledger import day_partition
 from shared.storage.schema import check_entity
 
 TABLE = "usage"
+TRANSACTION_LIMIT = 100  # entities per Azure Tables transaction (all in one partition)
 
 
 class UsageRepository:
@@ -35,8 +34,37 @@ class UsageRepository:
         entity = {"PartitionKey": partition, "RowKey": visit_key, "Kind": "visit",
                   "scheduled_start": scheduled_start, **update}
         check_entity(TABLE, entity)
+        from azure.data.tables import UpdateMode  # the Tables SDK loads with the first table client, not on cold start
+
         table.upsert_entity(entity, mode=UpdateMode.MERGE)
         return {**current, **entity}
+
+    def record_many(self, region: Region, visits: list[tuple[str, Sequence[str], datetime, dict[str, Any]]]) -> int:
+        """Merge (endpoint id, visit keys, start, fields) rows in one transaction per partition and 100 rows."""
+        from azure.data.tables import UpdateMode  # the Tables SDK loads with the first table client, not on cold start
+
+        by_partition: dict[str, dict[str, dict[str, Any]]] = {}
+        writes = 0
+        for endpoint_id, visit_key, scheduled_start, fields in visits:
+            keys = (visit_key,) if isinstance(visit_key, str) else tuple(visit_key)
+            if len(keys) > 1:  # a hash key rotation is under way: find the row under its older key, one by one
+                self.record(region, endpoint_id, keys, scheduled_start, fields)
+                writes += 1
+                continue
+            partition = day_partition(endpoint_id, scheduled_start)
+            entity = by_partition.setdefault(partition, {}).setdefault(keys[0], {
+                "PartitionKey": partition, "RowKey": keys[0], "Kind": "visit", "scheduled_start": scheduled_start})
+            entity.update(fields)  # one visit twice in a batch is one row: a transaction may not name it twice
+        table = self.accounts.table(TABLE, region)
+        for rows in by_partition.values():
+            batch = list(rows.values())
+            for entity in batch:
+                check_entity(TABLE, entity)
+            for first in range(0, len(batch), TRANSACTION_LIMIT):
+                table.submit_transaction([("upsert", entity, {"mode": UpdateMode.MERGE})
+                                          for entity in batch[first:first + TRANSACTION_LIMIT]])
+                writes += 1
+        return writes
 
     def get(self, region: Region, endpoint_id: str, visit_key: str | Sequence[str],
             scheduled_start: datetime) -> dict[str, Any]:

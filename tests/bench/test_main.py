@@ -1,0 +1,31 @@
+"""`make bench` at a tiny size: every benchmark runs, prints one table and writes the same figures as JSON."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = {"cold start", "launch", "join", "make bench"}
+
+
+def test_make_bench_at_tiny_size_prints_one_table_and_writes_json(tmp_path):
+    """Each benchmark contributes its figures; the printed table and the JSON carry the same rows."""
+    out = tmp_path / "bench.json"
+    offset = os.environ.get("SANDBOX_TEST_PORT_OFFSET", "1000")  # the bench adds 2000-2200 (apart from tests)
+    result = subprocess.run([sys.executable, "-m", "bench", "--size", "tiny", "--json", str(out)], cwd=ROOT,
+                            env={**os.environ, "SANDBOX_TEST_PORT_OFFSET": offset}, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = json.loads(out.read_text())
+    figures = written["figures"]
+    assert {f["benchmark"] for f in figures} >= BENCHMARKS
+    assert any(f["benchmark"].startswith("reminders") for f in figures)
+    assert written["machine"]["cpus"] >= 1
+    table = result.stdout.split("\n\n")[-2] if "\n\nwritten to" in result.stdout else result.stdout
+    for figure in figures:
+        assert figure["figure"] in table
+        assert isinstance(figure["value"], int | float)
+    sent = next(f for f in figures if f["figure"] == "messages/s, 8 sending threads")
+    assert sent["value"] > 0  # the tiny job really sent its confirmations
