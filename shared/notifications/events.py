@@ -15,6 +15,7 @@ from shared.settings import Region
 from shared.storage.accounts import TableAccounts, default_accounts
 from shared.storage.config import ConfigRepository
 from shared.storage.ledger import LedgerRepository, parse_message_tag
+from shared.storage.messages import MessageLog
 
 DELIVERY_REPORT = "Microsoft.Communication.SMSDeliveryReportReceived"
 RECEIVED = "Microsoft.Communication.SMSReceived"
@@ -54,6 +55,9 @@ def delivery_report(event_id: str, fields: dict[str, Any], accounts: TableAccoun
     detail = str(fields.get("deliverystatusdetails") or "")[:120]
     ledger.merge(region, partition, row, {"status": status, "detail": detail, "delivered_at": received,
                                           "event_id": event_id}, kind=current.get("Kind", "notification"))
+    if current.get("Kind", "notification") == "notification":
+        MessageLog(accounts).delivered(region, partition.rsplit("-", 1)[0], row, status, received,
+                                       current.get("sent_at"))
     if status == OPTED_OUT and fields.get("from") and fields.get("to"):
         OptOutStore(ledger).record(region, e164(fields["from"]), e164(fields["to"]), OPTED_OUT, received, event_id)
     return status

@@ -26,6 +26,9 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
         "licence": frozenset({"state", "skus", "checked_at"}),
         # A portal session, keyed by a keyed hash of its id: the role last read from Entra and a sealed refresh token.
         "portal_session": frozenset({"role", "expires_at", "checked_at", "refresh"}),
+        # The last reminder run per FHIR endpoint, in counts and error codes only (the status page reads it).
+        "reminder_run": frozenset({"run_at", "outcome", "searched", "sent", "failed", "carried_over",
+                                   "error_codes"}),
     },
     "ehrusers": {
         "ehr_user": frozenset({"entra_oid", "linked_at"}),
@@ -45,6 +48,9 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
             # The Teams meeting's opaque Graph id (to read its attendance) and what reconciling computed.
             "meeting_id", "lobby_wait_seconds", "duration_seconds",
         }),
+        # One message sent (keyed by its opaque ledger key), kept after the ledger row is purged: the SMS report
+        # and the status page's delivery rates count these. No recipient, no text, no appointment.
+        "message": frozenset({"channel", "kind", "status", "sent_at", "delivered_at"}),
     },
 }
 
