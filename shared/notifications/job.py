@@ -104,16 +104,18 @@ def record_message(messages: MessageLog, outbound: Outbound, status: str, at: da
 
 def record_runs(runs: RunRepository, targets: list[Target], report: RunReport, now: datetime) -> None:
     """Each endpoint's part of this run, for the status page; a storage failure here never fails the run."""
+    by_tenant: dict[str, dict[str, RunRecord]] = defaultdict(dict)
     for target in targets:
         counts, codes = report.for_endpoint(target.endpoint.id), report.errors.get(target.endpoint.id, [])
-        record = RunRecord(run_at=now, outcome="failed" if counts["endpoint_errors"] else "ok",
-                           searched=counts["searched"], sent=counts["sent"], failed=counts["failed"],
-                           carried_over=counts["carried_over"], error_codes=codes[:10])
+        by_tenant[target.tenant_id][target.endpoint.id] = RunRecord(
+            run_at=now, outcome="failed" if counts["endpoint_errors"] else "ok", searched=counts["searched"],
+            sent=counts["sent"], failed=counts["failed"], carried_over=counts["carried_over"],
+            error_codes=codes[:10])
+    for tenant_id, records in by_tenant.items():
         try:
-            runs.save(target.tenant_id, target.endpoint.id, record)
+            runs.save_all(tenant_id, records)
         except AzureError as error:
-            logger.warning("SMS job could not record its run for endpoint %s: %s", target.endpoint.id,
-                           type(error).__name__)
+            logger.warning("SMS job could not record its run: %s", type(error).__name__)
 
 
 def _prepare_safely(target: Target, now: datetime, ledger: LedgerRepository, report: RunReport,

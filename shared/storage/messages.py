@@ -37,24 +37,17 @@ class MessageLog:
 
     def sent(self, region: Region, endpoint_id: str, row: str, kind: str, status: str, at: datetime,
              channel: str = "sms") -> None:
-        """A send's outcome (sent or failed); a delivery report that arrived first keeps its status."""
-        fields: dict[str, Any] = {"channel": channel, "kind": kind, "sent_at": at}
-        partition = message_partition(endpoint_id, at)
-        current = self._get(region, partition, row)
-        if not (current and current.get("status") in ("delivered", "failed", "opted_out")):
-            fields["status"] = status
-        self._merge(region, partition, row, fields)
+        """A send's outcome (sent or failed); one write, whatever a delivery report wrote before it."""
+        self._merge(region, message_partition(endpoint_id, at), row,
+                    {"channel": channel, "kind": kind, "status": status, "sent_at": at})
 
     def delivered(self, region: Region, endpoint_id: str, row: str, status: str, at: datetime,
                   sent_at: datetime | None) -> None:
-        """A delivery report: delivered, failed or opted_out, on the row of the day the message was sent."""
-        partition = message_partition(endpoint_id, sent_at or at)
-        self._merge(region, partition, row, {"status": status, "delivered_at": at})
+        """A delivery report (delivered, failed or opted_out) on the row of the day the message was sent.
 
-    def _get(self, region: Region, partition: str, row: str) -> dict[str, Any] | None:
-        found = list(self.accounts.table(TABLE, region).query_entities(
-            "PartitionKey eq @p and RowKey eq @r", parameters={"p": partition, "r": row}))
-        return dict(found[0]) if found else None
+        Kept in its own field, so a send recorded after its report (they race) cannot hide it."""
+        self._merge(region, message_partition(endpoint_id, sent_at or at), row, {"delivery": status,
+                                                                               "delivered_at": at})
 
     def between(self, region: Region, endpoint_ids: list[str], start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Messages of these endpoints sent in [start, end)."""
@@ -68,4 +61,5 @@ class MessageLog:
                             "hi": message_partition(endpoint_id, end + timedelta(days=1)), "kind": KIND,
                             "start": start.astimezone(UTC), "end": end.astimezone(UTC)},
             )]
-        return rows
+        return [{**row, "status": row.get("delivery") or row.get("status") or "sent"} for row in rows
+                if row.get("sent_at") is not None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from azure.data.tables import UpdateMode
 from pydantic import BaseModel, Field
 
 from shared.storage import entities
@@ -34,6 +35,13 @@ class RunRepository:
 
     def save(self, tenant_id: str, endpoint_id: str, record: RunRecord) -> None:
         entities.upsert(self.table, TABLE, KIND, tenant_id, f"run:{endpoint_id}", record.model_dump())
+
+    def save_all(self, tenant_id: str, records: dict[str, RunRecord]) -> None:
+        """Every endpoint's record of one organization in one transaction (one request per run and tenant)."""
+        operations = [("upsert", entities.checked(TABLE, KIND, tenant_id, f"run:{endpoint_id}", record.model_dump()),
+                       {"mode": UpdateMode.REPLACE}) for endpoint_id, record in records.items()]
+        for index in range(0, len(operations), 100):  # a table transaction holds 100 operations at most
+            self.table.submit_transaction(operations[index:index + 100])
 
     def last(self, tenant_id: str, endpoint_id: str) -> RunRecord | None:
         entity = entities.get(self.table, tenant_id, f"run:{endpoint_id}")

@@ -50,7 +50,7 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
         }),
         # One message sent (keyed by its opaque ledger key), kept after the ledger row is purged: the SMS report
         # and the status page's delivery rates count these. No recipient, no text, no appointment.
-        "message": frozenset({"channel", "kind", "status", "sent_at", "delivered_at"}),
+        "message": frozenset({"channel", "kind", "status", "delivery", "sent_at", "delivered_at"}),
     },
 }
 
