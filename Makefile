@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test
+.PHONY: run test fuzz security-catalogue
 
 $(STAMP): requirements.txt requirements-dev.txt package.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,3 +43,12 @@ $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
 check-infra: $(STAMP) $(AZCLI_VENV)/.installed-$(AZURE_CLI_VERSION) $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 	$(BIN)/python -m tests.infra.az_commands $(AZCLI_VENV)/bin/az
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(BIN)/python -m pytest -q tests/infra
+
+# The fuzz tests with a bigger budget than CI's 2,000 cases (FUZZ_CASES=... to choose another).
+FUZZ_CASES ?= 20000
+fuzz: $(STAMP)
+	FUZZ_CASES=$(FUZZ_CASES) $(BIN)/python -m pytest tests/fuzz --timeout=1800
+
+# Rewrite SECURITY.md's attack catalogue from the docstrings of tests/security/.
+security-catalogue:
+	$(BIN)/python -m tests.security.catalogue --write

@@ -150,6 +150,9 @@ def write_local_settings(sandbox: Sandbox, path: Path) -> None:
 def main() -> None:
     started = time.monotonic()
     sandbox = start_sandbox()
+    # See the fallback to the meeting link: Graph refusing app-only tokens the virtual-appointment join link.
+    refuse_join_link = os.environ.get("SANDBOX_GRAPH_REFUSES_APP_ONLY_JOIN_LINK") == "1"
+    sandbox.standins["graph"].refuse_app_only_join_link = refuse_join_link
     stop_requested = False
 
     def request_stop(*_args) -> None:
@@ -162,6 +165,8 @@ def main() -> None:
     print(f"\nTeams EHR connector sandbox is up in {time.monotonic() - started:.1f}s (health: HTTP {health}).\n")
     for label, url in sandbox.urls().items():
         print(f"  {label:45s} {url}")
+    if refuse_join_link:
+        print("\nGraph refuses app-only tokens the virtual-appointment join link: patients get the meeting link.")
     print("\nYour browser must trust the dev CA for the https stand-ins, or click through the warning once per port:")
     print(f"  {sandbox.ca.ca_pem}\nPress Ctrl-C to stop.", flush=True)
     try:

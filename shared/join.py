@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from shared.errors import ConnectorError
+from shared.errors import ConnectorError, NotFound
 from shared.fhir import Appointment, FhirClient
 from shared.microsoft.graph import GraphClient
-from shared.microsoft.meetings import patient_join_url
+from shared.microsoft.meetings import JoinLinkMemory, patient_join_url
 from shared.pages import render
 from shared.settings import get_settings
 from shared.smart.backend_services import system_token
@@ -112,7 +112,10 @@ def join(token: str, accept_language: str = "", now: datetime | None = None) -> 
     tenant_id, endpoint = found
     try:
         fhir = FhirClient(endpoint.base_url, system_token(endpoint.base_url))
-        appointment = fhir.appointment(appointment_id)
+        try:
+            appointment = fhir.appointment(appointment_id)
+        except NotFound:  # deleted in Cerner, or never there: the link is of no use, trying again won't help
+            return patient_page("invalid", language)
         start = appointment.start or now
         opens = start - timedelta(minutes=get_settings().join_window_minutes)
         if appointment.cancelled or now < opens:
@@ -124,7 +127,8 @@ def join(token: str, accept_language: str = "", now: datetime | None = None) -> 
             zone = ZoneInfo(endpoint.time_zone)
             return patient_page("early", language, start=start.astimezone(zone).strftime("%d/%m %H:%M"),
                                 opens=opens.astimezone(zone).strftime("%H:%M"))
-        location = patient_join_url(GraphClient(tenant_id), endpoint, appointment)
+        memory = JoinLinkMemory(config, tenant_id)
+        location = patient_join_url(GraphClient(tenant_id), endpoint, appointment, memory)
     except ConnectorError:
         return patient_page("unavailable", language)
     UsageRepository(accounts).record(

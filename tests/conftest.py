@@ -118,3 +118,25 @@ def cerner(sandbox, oracle, accounts) -> Cerner:
     repository.save_endpoint(config.ENTRA_TENANT_ID, endpoint, "tests")
     yield Cerner(tenant, base_url, endpoint, sandbox.world.oracle_other_host_url)
     repository.delete_endpoint(config.ENTRA_TENANT_ID, endpoint.id)
+
+
+JOIN_LINK_MODES = ("virtual-appointment link", "meeting link")
+
+
+@pytest.fixture(params=JOIN_LINK_MODES)
+def join_link_mode(request, graph, accounts) -> str:
+    """Run a patient join both ways: Graph gives the virtual-appointment link, or refuses it to app-only tokens."""
+    from sandbox import config
+    from shared.storage.config import ConfigRepository
+
+    repository = ConfigRepository(accounts)
+
+    def forget() -> None:
+        for endpoint in repository.endpoints(config.ENTRA_TENANT_ID):
+            repository.forget_join_link_choice(config.ENTRA_TENANT_ID, endpoint.id)
+
+    forget()
+    graph.refuse_app_only_join_link = request.param == "meeting link"
+    yield request.param
+    graph.refuse_app_only_join_link = False
+    forget()

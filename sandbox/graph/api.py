@@ -114,6 +114,8 @@ async def meeting_get_or_patch(state: GraphState, request: Request, caller: Call
 @_api
 async def join_web_url(state: GraphState, request: Request, caller: Caller) -> Response:
     """GET .../onlineMeetings/{meeting id}/getVirtualAppointmentJoinWebUrl: the patient's link."""
+    if caller.is_app and state.refuse_app_only_join_link:
+        raise GraphError(403, "Forbidden", "Application permissions are not supported for this API.")
     user = state.authorize(caller, request.path_params["user_id"], "joinurl")
     meeting = state.find_meeting(user, request.path_params["meeting_id"])
     origin = _origin(request)

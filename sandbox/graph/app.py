@@ -18,6 +18,8 @@ from sandbox.graph.api import (
 )
 from sandbox.graph.pages import (
     meet_admit,
+    meet_guest,
+    meet_guest_status,
     meet_join,
     meet_leave,
     meet_page,
@@ -50,6 +52,8 @@ def build_app(state: GraphState) -> Starlette:
         ("/meet/{meeting_id}/join", "meet:join", meet_join, ["POST"]),
         ("/meet/{meeting_id}/admit/{participant_id}", "meet:admit", meet_admit, ["POST"]),
         ("/meet/{meeting_id}/leave", "meet:leave", meet_leave, ["POST"]),
+        ("/meet/{meeting_id}/guest", "meet:guest", meet_guest, ["POST"]),
+        ("/meet/{meeting_id}/guest/status", "meet:guest-status", meet_guest_status, ["GET"]),
         ("/visit/{visit_token}", "page:visit", visit_page, ["GET"]),
         ("/visit/{visit_token}/join", "visit:join", visit_join, ["POST"]),
         ("/visit/{visit_token}/status", "visit:status", visit_status, ["GET"]),

@@ -38,9 +38,14 @@ _MEET_BODY = """
 <section id="you-waiting" hidden><p>Someone in the meeting should let you in soon</p></section>
 <section id="inmeeting" hidden><p>You're in the meeting.</p><button id="leave">Leave</button></section>
 <p id="ended" hidden>This meeting has ended.</p>
+<section id="guest"><h2>Continue on this browser</h2><p class="muted">No Teams account needed.</p>
+<p><label>Your name <input id="guest-name" autocomplete="name" maxlength="100"></label></p>
+<button id="guest-join">Join as a guest</button></section>
+<div id="organizer-view">
 <section><h2>Waiting in the lobby</h2><ul id="lobby-list"></ul><p class="muted" id="lobby-empty">Nobody is
 waiting.</p></section>
 <section><h2>In the meeting</h2><ul id="in-list"></ul></section>
+</div>
 <p class="error" id="message" role="status"></p>
 """
 
@@ -64,8 +69,16 @@ function item(text, button) {
   if (button) { li.append(' ', button); }
   return li;
 }
+let guest = sessionStorage.getItem(base + ':guest') || '';
+function renderGuest(state) {
+  for (const id of ['prejoin', 'guest', 'organizer-view']) { $(id).hidden = true; }
+  $('you-waiting').hidden = state !== 'lobby';
+  $('inmeeting').hidden = state !== 'admitted';
+  $('ended').hidden = state !== 'ended';
+}
 function render(s) {
   $('times').textContent = s.startDateTime + ' to ' + s.endDateTime;
+  $('guest').hidden = Boolean(as) || s.you.state === 'in_meeting' || s.you.state === 'lobby';
   $('prejoin').hidden = s.you.state === 'in_meeting' || s.you.state === 'lobby';
   $('you-waiting').hidden = s.you.state !== 'lobby';
   $('inmeeting').hidden = s.you.state !== 'in_meeting';
@@ -82,9 +95,21 @@ function render(s) {
   $('in-list').replaceChildren(...s.inMeeting.map((p) => item(p.displayName)));
 }
 async function refresh() {
+  if (guest) {
+    const g = await fetch(base + '/guest/status?participant=' + encodeURIComponent(guest));
+    if (g.ok) { renderGuest((await g.json()).state); }
+    return;
+  }
   const r = await fetch(base + '/state' + q);
   if (r.ok) { render(await r.json()); }
 }
+$('guest-join').onclick = async () => {
+  const r = await fetch(base + '/guest', {method: 'POST', headers: {'content-type': 'application/json'},
+                                          body: JSON.stringify({displayName: $('guest-name').value})});
+  const body = await r.json();
+  $('message').textContent = r.ok ? '' : (body.error || 'Something went wrong.');
+  if (r.ok) { guest = body.participantId; sessionStorage.setItem(base + ':guest', guest); refresh(); }
+};
 $('join').onclick = () => post('/join').then(refresh);
 $('leave').onclick = () => post('/leave').then(refresh);
 refresh();
@@ -194,6 +219,21 @@ async def meet_leave(state: GraphState, request: Request) -> dict:
     """A signed-in user leaves the meeting."""
     who = state.leave_as_user(request.path_params["meeting_id"], await _acting_oid(request))
     return {"participantId": who, "state": "left"}
+
+
+@_page_api
+async def meet_guest(state: GraphState, request: Request) -> dict:
+    """Someone without a Teams account continues on the meeting page in the browser, into the lobby."""
+    name = (await _page_body(request)).get("displayName")
+    person = state.join_as_guest(request.path_params["meeting_id"], name if isinstance(name, str) else "")
+    return _participant_json(person)
+
+
+@_page_api
+async def meet_guest_status(state: GraphState, request: Request) -> dict:
+    """Where that guest stands, for their polling page: lobby, admitted, left or ended."""
+    participant_id = request.query_params.get("participant", "")
+    return {"state": state.guest_status(request.path_params["meeting_id"], participant_id)}
 
 
 @_page_api

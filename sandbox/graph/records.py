@@ -18,16 +18,21 @@ BOOLEAN_SETTINGS = frozenset({"isEntryExitAnnounced", "recordAutomatically", "al
 READ_ONLY = frozenset({"id", "creationDateTime", "joinWebUrl", "externalId", "chatInfo", "videoTeleconferenceId",
                        "audioConferencing", "joinInformation", "autoAdmittedUsers", "@odata.context"})
 
-# Which token permissions each operation accepts: (application roles, delegated scopes).
+# Which token permissions each operation accepts, (application roles, delegated scopes), as the Graph v1.0
+# reference pages list them (README, "Graph permissions"): onlinemeeting-createorget and onlinemeeting-update
+# (write), virtualappointment-getvirtualappointmentjoinweburl (joinurl), meetingattendancereport-list/-get
+# (artifact), subscribedsku-list (directory).
+_DIRECTORY_READ = {"LicenseAssignment.Read.All", "Organization.Read.All", "Organization.ReadWrite.All",
+                   "Directory.Read.All", "Directory.ReadWrite.All"}
 PERMISSIONS = {
     "write": ({"OnlineMeetings.ReadWrite.All"}, {"OnlineMeetings.ReadWrite"}),
     "read": ({"OnlineMeetings.Read.All", "OnlineMeetings.ReadWrite.All"},
              {"OnlineMeetings.Read", "OnlineMeetings.ReadWrite"}),
     "joinurl": ({"VirtualAppointment.Read.All", "VirtualAppointment.ReadWrite.All"},
-                {"VirtualAppointment.Read", "VirtualAppointment.ReadWrite"}),
+                {"VirtualAppointment.Read", "VirtualAppointment.ReadWrite", "OnlineMeetings.Read",
+                 "OnlineMeetings.ReadWrite"}),
     "artifact": ({"OnlineMeetingArtifact.Read.All"}, {"OnlineMeetingArtifact.Read.All"}),
-    "directory": ({"Organization.Read.All", "Directory.Read.All"},
-                  {"Organization.Read.All", "Directory.Read.All", "LicenseAssignment.Read.All"}),
+    "directory": (_DIRECTORY_READ, _DIRECTORY_READ),
 }
 POLICY_ACTIONS = {"write": "Create meeting", "read": "Get meeting", "joinurl": "Get meeting",
                   "artifact": "Get meeting artifact"}

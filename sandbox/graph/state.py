@@ -47,6 +47,9 @@ class GraphState:
         self.skus: dict[str, list[dict]] = default_skus()
         self.requests: Counter[str] = Counter()
         self.faults = FaultPlan()
+        # Microsoft's docs disagree on app-only access to getVirtualAppointmentJoinWebUrl; the current Learn page
+        # says "Application: Not supported". True answers app tokens as that page says Graph does (403).
+        self.refuse_app_only_join_link = False
         self._throttle_remaining = 0
         self._throttle_retry_after = 1
         self._by_external_id: dict[tuple[str, str, str], str] = {}
@@ -242,12 +245,25 @@ class GraphState:
             return person
 
     def join_as_visitor(self, visit_token: str, display_name: str) -> Participant:
-        """An anonymous browser guest types a name and clicks "Join now"."""
+        """An anonymous browser guest types a name and clicks "Join now" on the virtual-appointment page."""
+        with self.lock:
+            return self._join_anonymously(self._visit_meeting(visit_token), display_name)
+
+    def join_as_guest(self, meeting_id: str, display_name: str) -> Participant:
+        """An anonymous guest opens the meeting's joinWebUrl, chooses to continue in the browser, types a name."""
+        with self.lock:
+            return self._join_anonymously(self._page_meeting(meeting_id), display_name)
+
+    def guest_status(self, meeting_id: str, participant_id: str) -> str:
+        """lobby, admitted, left or ended, for a guest of the meeting's own join page."""
+        with self.lock:
+            return self.visitor_status(self._page_meeting(meeting_id).visit_token, participant_id)
+
+    def _join_anonymously(self, meeting: OnlineMeeting, display_name: str) -> Participant:
         name = display_name.strip()
         if not name or len(name) > 100:
             raise PageError(400, "Type your name (up to 100 characters) to join.")
         with self.lock:
-            meeting = self._visit_meeting(visit_token)
             session = self._live_or_new_session(meeting)
             person = Participant(f"guest-{secrets.token_urlsafe(9)}", name)
             session.participants[person.participant_id] = person

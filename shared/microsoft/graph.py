@@ -20,6 +20,29 @@ class AccessPolicyMissing(ConnectorError):
     status, code, title = 403, "teams_access_policy_missing", "Teams is not set up for this clinic yet"
 
 
+class VirtualAppointmentLinkRefused(ConnectorError):
+    """Graph will not give this app the virtual-appointment join link (app-only tokens may be unsupported)."""
+
+    status, code, title = 502, "virtual_appointment_link_refused", "Microsoft Teams refused the visit link"
+
+
+# Statuses with which Graph refuses getVirtualAppointmentJoinWebUrl to an app-only caller, per issue 16.
+_LINK_REFUSALS = frozenset({401, 403, 404})
+
+
+def _not_supported(response: httpx.Response) -> bool:
+    """An error whose code or message says the call is not supported (as for withdrawn app-only access)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return False
+    text = f"{error.get('code', '')} {error.get('message', '')}".lower()
+    return "notsupported" in text.replace(" ", "") or "not supported" in text
+
+
 class GraphClient:
     """Calls Graph v1.0 for one tenant with an app-only token."""
 
@@ -41,7 +64,11 @@ class GraphClient:
     def checked(self, method: str, path: str, organizer: str = "",
                 json: dict[str, Any] | None = None) -> httpx.Response:
         """A call whose failures become user-safe errors (the access policy one names what to grant)."""
-        response = self.request(method, path, json)
+        return self.raise_for_status(self.request(method, path, json), organizer)
+
+    @staticmethod
+    def raise_for_status(response: httpx.Response, organizer: str = "") -> httpx.Response:
+        """The response when it succeeded, else the user-safe error for its status."""
         if response.status_code < 300:
             return response
         if response.status_code == 403 and organizer:
@@ -70,9 +97,15 @@ class GraphClient:
         return self.checked("PATCH", f"/users/{organizer}/onlineMeetings/{meeting_id}", organizer, body).json()
 
     def virtual_appointment_join_url(self, organizer: str, meeting_id: str) -> str:
-        """The browser (B2C) join URL, where anonymous patients wait in the lobby."""
+        """The browser (B2C) join URL, where anonymous patients wait in the lobby.
+
+        Raises VirtualAppointmentLinkRefused when Graph refuses it to this app (401/403/404 or "not supported").
+        """
         path = f"/users/{organizer}/onlineMeetings/{meeting_id}/getVirtualAppointmentJoinWebUrl"
-        return self.checked("GET", path, organizer).json()["value"]
+        response = self.request("GET", path)
+        if response.status_code in _LINK_REFUSALS or (response.status_code >= 400 and _not_supported(response)):
+            raise VirtualAppointmentLinkRefused(f"Microsoft Graph answered HTTP {response.status_code}")
+        return self.raise_for_status(response, organizer).json()["value"]
 
     def attendance_reports(self, organizer: str, meeting_id: str) -> list[dict[str, Any]]:
         """Every ended session's attendance report of a meeting, each with its attendanceRecords expanded."""

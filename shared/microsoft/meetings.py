@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,9 +12,11 @@ from pydantic import BaseModel
 from shared.cache import TtlCache
 from shared.errors import Conflict
 from shared.fhir import Appointment
-from shared.microsoft.graph import GraphClient
-from shared.storage.config import FhirEndpoint
+from shared.microsoft.graph import GraphClient, VirtualAppointmentLinkRefused
+from shared.storage.config import ConfigRepository, FhirEndpoint, JoinLinkChoice
 from shared.tokens import sealer
+
+log = logging.getLogger("connector")
 
 SUBJECT = "Virtual appointment"  # neutral: never a name, a reason or an id
 SETTINGS: dict[str, Any] = {
@@ -74,15 +78,61 @@ def ensure_meeting(graph: GraphClient, endpoint: FhirEndpoint, appointment: Appo
 
 _join_urls: TtlCache[str] = TtlCache(6 * 3600)
 
+# How long an endpoint's patients keep the meeting link after Graph refused the virtual-appointment one: no
+# failed call on every tap, and a tenant whose permission is fixed gets the virtual-appointment link back.
+MEETING_LINK_MEMORY = timedelta(hours=6)
 
-def patient_join_url(graph: GraphClient, endpoint: FhirEndpoint, appointment: Appointment) -> str:
+
+class JoinLinkMemory:
+    """Per endpoint: whether Graph recently refused the virtual-appointment link (kept in the config table)."""
+
+    def __init__(self, config: ConfigRepository, tenant_id: str):
+        self.config, self.tenant_id = config, tenant_id
+
+    def remembered(self, endpoint_id: str) -> JoinLinkChoice | None:
+        return self.config.join_link_choice(self.tenant_id, endpoint_id)
+
+    @staticmethod
+    def still_kept(choice: JoinLinkChoice | None, now: datetime) -> bool:
+        """True while a remembered refusal is recent enough not to ask Graph again."""
+        return choice is not None and now - choice.decided_at < MEETING_LINK_MEMORY
+
+    def choose_meeting_link(self, endpoint_id: str, refusal: VirtualAppointmentLinkRefused,
+                            now: datetime) -> JoinLinkChoice:
+        """Remember the refusal and log it once, with a reference and no identifier."""
+        choice = JoinLinkChoice(reason=refusal.message, reference=uuid.uuid4().hex[:12], decided_at=now)
+        self.config.save_join_link_choice(self.tenant_id, endpoint_id, choice)
+        log.warning("Graph refused the virtual-appointment join link (%s); patients get the meeting's own join "
+                    "link for the next %d hours. Reference %s.", refusal.message,
+                    MEETING_LINK_MEMORY.total_seconds() // 3600, choice.reference)
+        return choice
+
+    def forget(self, endpoint_id: str) -> None:
+        self.config.forget_join_link_choice(self.tenant_id, endpoint_id)
+
+
+def patient_join_url(graph: GraphClient, endpoint: FhirEndpoint, appointment: Appointment,
+                     memory: JoinLinkMemory, now: datetime | None = None) -> str:
     """The browser join URL where the patient waits in the lobby (same meeting as the provider's).
 
-    Cached in process by the meeting's external id: a patient who taps the link again costs no Graph call.
+    The virtual-appointment link when Graph gives it; else the meeting's own joinWebUrl, which also lets an
+    anonymous guest join from a browser and wait in the lobby. Cached in process by the meeting's external id:
+    a patient who taps the link again costs no Graph call.
     """
 
     def fetch() -> str:
+        moment = now or datetime.now(UTC)
         meeting = ensure_meeting(graph, endpoint, appointment)
-        return graph.virtual_appointment_join_url(endpoint.organizer, meeting.id)
+        remembered = memory.remembered(endpoint.id)
+        if memory.still_kept(remembered, moment):
+            return meeting.join_web_url
+        try:
+            url = graph.virtual_appointment_join_url(endpoint.organizer, meeting.id)
+        except VirtualAppointmentLinkRefused as refusal:
+            memory.choose_meeting_link(endpoint.id, refusal, moment)
+            return meeting.join_web_url
+        if remembered is not None:
+            memory.forget(endpoint.id)  # Graph gives the link again: the portal stops showing the fallback
+        return url
 
     return _join_urls.get(external_id(endpoint, appointment.id), fetch)

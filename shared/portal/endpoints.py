@@ -8,12 +8,19 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from shared.errors import Conflict, InvalidInput, NotFound
+from shared.microsoft.meetings import MEETING_LINK_MEMORY
 from shared.portal.auth import Credentials, authenticate
 from shared.portal.inputs import Strict, parse_body
 from shared.portal.validation import FhirUrlInvalid, check_url, validate
 from shared.settings import REGIONS, Region, get_settings
 from shared.storage.accounts import default_accounts
-from shared.storage.config import ConfigRepository, FhirEndpoint, endpoint_id_for, normalize_base_url
+from shared.storage.config import (
+    ConfigRepository,
+    FhirEndpoint,
+    JoinLinkChoice,
+    endpoint_id_for,
+    normalize_base_url,
+)
 from shared.storage.ehrusers import EhrUserRepository
 
 LocationId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,63}$")]
@@ -93,9 +100,31 @@ def choose_region(credentials: Credentials, body: bytes) -> dict[str, Any]:
     return region(credentials)
 
 
+def patient_link_notice(choice: JoinLinkChoice | None) -> dict[str, Any] | None:
+    """What the portal says when patients get the meeting link because Graph refused the virtual-appointment one."""
+    if choice is None:
+        return None
+    when = choice.decided_at.strftime("%Y-%m-%d %H:%M UTC")
+    hours = int(MEETING_LINK_MEMORY.total_seconds() // 3600)
+    return {
+        "mode": choice.mode, "since": choice.decided_at.isoformat(), "reference": choice.reference,
+        "message": (
+            f"Since {when} Microsoft Graph refuses the connector the virtual-appointment join link "
+            f"({choice.reason}), so patients get the Teams meeting's own link. On a computer they still join "
+            "from the browser without an account and wait in the lobby. On a phone that link may ask them to "
+            "open or install the Teams app first (browser join on phones is what the virtual-appointment link "
+            f"adds). The connector asks Graph again {hours} hours after it refused. Reference {choice.reference}."
+        ),
+    }
+
+
 def list_endpoints(credentials: Credentials) -> dict[str, Any]:
     caller = authenticate(credentials)
-    return {"endpoints": [public_endpoint(e) for e in _repository().endpoints(caller.tenant_id)]}
+    repository = _repository()
+    return {"endpoints": [
+        {**public_endpoint(e), "patient_link": patient_link_notice(repository.join_link_choice(caller.tenant_id, e.id))}
+        for e in repository.endpoints(caller.tenant_id)
+    ]}
 
 
 def check(credentials: Credentials, body: bytes) -> dict[str, Any]:

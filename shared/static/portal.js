@@ -120,6 +120,10 @@
       ] : []))));
     document.querySelector("#endpoints tbody").replaceChildren(...rows);
     $("no-endpoints").hidden = state.endpoints.length > 0;
+    const fallbacks = state.endpoints.filter((endpoint) => endpoint.patient_link);
+    $("patient-link-notices").replaceChildren(...fallbacks.map((endpoint) =>
+      el("p", { class: "bad", text: `${endpoint.display_name}: ${endpoint.patient_link.message}` })));
+    $("patient-link-notices").hidden = fallbacks.length === 0;
   }
 
   async function loadLicence() {

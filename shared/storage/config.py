@@ -71,6 +71,15 @@ class SmsConsents(BaseModel):
         return self.consent_send and self.consent_attendees
 
 
+class JoinLinkChoice(BaseModel):
+    """Which link an endpoint's patients get when Graph refused the virtual-appointment one, and since when."""
+
+    mode: Literal["meeting"] = "meeting"
+    reason: str
+    reference: str
+    decided_at: datetime
+
+
 class ConfigRepository:
     """Configuration in the app's own account, partitioned by Entra tenant id (tenant isolation)."""
 
@@ -165,6 +174,19 @@ class ConfigRepository:
         index = entities.get(self.table, INDEX_PARTITION, endpoint_id)
         if index is not None and index["tenant_id"] == tenant_id:
             entities.delete_if_unchanged(self.table, INDEX_PARTITION, endpoint_id, index.metadata["etag"])
+        entities.delete(self.table, tenant_id, f"joinlink:{endpoint_id}")
+
+    def join_link_choice(self, tenant_id: str, endpoint_id: str) -> JoinLinkChoice | None:
+        entity = entities.get(self.table, tenant_id, f"joinlink:{endpoint_id}")
+        if not entity:
+            return None
+        return JoinLinkChoice(**{k: v for k, v in entity.items() if k in JoinLinkChoice.model_fields})
+
+    def save_join_link_choice(self, tenant_id: str, endpoint_id: str, choice: JoinLinkChoice) -> None:
+        entities.upsert(self.table, TABLE, "join_link", tenant_id, f"joinlink:{endpoint_id}", choice.model_dump())
+
+    def forget_join_link_choice(self, tenant_id: str, endpoint_id: str) -> None:
+        entities.delete(self.table, tenant_id, f"joinlink:{endpoint_id}")
 
     def find_by_iss(self, iss: str) -> tuple[str, FhirEndpoint] | None:
         """The tenant and endpoint registered for a launch's `iss` in any spelling, across all organizations."""

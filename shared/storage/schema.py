@@ -29,6 +29,8 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
         # The last reminder run per FHIR endpoint, in counts and error codes only (the status page reads it).
         "reminder_run": frozenset({"run_at", "outcome", "searched", "sent", "failed", "carried_over",
                                    "error_codes"}),
+        # Per FHIR endpoint: Graph refused the virtual-appointment join link, so patients get the meeting link.
+        "join_link": frozenset({"mode", "reason", "reference", "decided_at"}),
     },
     "ehrusers": {
         "ehr_user": frozenset({"entra_oid", "linked_at"}),

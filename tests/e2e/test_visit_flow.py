@@ -8,8 +8,12 @@ from playwright.sync_api import expect
 
 from tests.integration.launching import new_appointment
 
+# Where the patient types a name and joins: the virtual-appointment page, or the meeting's own page as a guest.
+PATIENT_FORM = {"virtual-appointment link": ("#name", "#join"), "meeting link": ("#guest-name", "#guest-join")}
 
-def test_provider_sends_link_and_sees_the_patient_arrive(sandbox, oracle, acs, entra, new_context, screenshots):
+
+def test_provider_sends_link_and_sees_the_patient_arrive(sandbox, oracle, acs, entra, new_context, screenshots,
+                                                         join_link_mode):
     appointment, patient_name, mobile = new_appointment(oracle)
     before = len(acs.outbox(mobile))
     provider = new_context().new_page()
@@ -34,11 +38,16 @@ def test_provider_sends_link_and_sees_the_patient_arrive(sandbox, oracle, acs, e
 
     patient = new_context(viewport={"width": 390, "height": 844}).new_page()  # a phone, no account
     patient.goto(link)
-    patient.fill("#name", "Patient")
-    patient.click("#join")
+    name_field, join_button = PATIENT_FORM[join_link_mode]
+    patient.fill(name_field, "Patient")
+    patient.click(join_button)
     patient.get_by_text("Someone in the meeting should let you in soon").wait_for()
     patient.screenshot(path=screenshots / "4-patient-lobby.png")
 
     expect(provider.locator("#patient-status")).to_contain_text("Patient opened the link", timeout=10000)
     provider.screenshot(path=screenshots / "5-provider-sees-patient.png")
+    teams = provider.context.new_page()
+    teams.goto(provider.get_attribute("#join-teams", "href"))
+    teams.get_by_text("Patient (waiting)").wait_for()
+    teams.screenshot(path=screenshots / "6-teams-lobby.png")
     assert patient_name not in link and appointment not in link

@@ -13,7 +13,11 @@ from hypothesis import strategies as st
 
 from sandbox import config
 from shared.sms.phone import to_e164
+from shared.storage.config import ConfigRepository, endpoint_id_for
 from tests.integration.launching import PRACTITIONER, launch_url, new_appointment, todays_appointments
+from tests.integration.portal_client import sign_in
+
+ADMIN = "admin@contoso-health.example"
 
 TENANT = config.CERNER_TEST_TENANT
 
@@ -48,12 +52,24 @@ def open_visit(sandbox, oracle, browser, appointment_id: str) -> tuple[str, str,
     return page.text, sandbox.world.host_url + send, sandbox.world.host_url + status
 
 
+def guest_joins(sandbox, location: str, name: str = "Patient") -> str:
+    """An anonymous patient types a name on the page the link led to; returns the lobby state they see."""
+    path = urlsplit(location).path
+    kind, key = path.strip("/").split("/")[:2]
+    if kind == "visit":  # the virtual-appointment (B2C) page
+        joined = httpx.post(f"{sandbox.world.graph_url}/visit/{key}/join", json={"displayName": name})
+    else:  # the meeting's own join page, "Continue on this browser" without an account
+        joined = httpx.post(f"{sandbox.world.graph_url}/meet/{key}/guest", json={"displayName": name})
+    assert joined.status_code == 200, joined.text
+    return joined.json()["state"]
+
+
 def test_send_link_texts_the_patient_once_and_the_link_leads_to_the_lobby(sandbox, oracle, acs, graph, browser,
-                                                                          signed_in_provider):
-    appointment = appointment_where(oracle, has_mobile=True)
-    mobile = mobile_of(patient_of(oracle, appointment))
+                                                                          signed_in_provider, join_link_mode):
+    appointment, _name, mobile = new_appointment(oracle)
     before = len(acs.outbox(mobile))
-    _page, send, status = open_visit(sandbox, oracle, browser, appointment)
+    page, send, status = open_visit(sandbox, oracle, browser, appointment)
+    meeting_id = re.search(r'id="join-teams" href="[^"]*/meet/([^"?&]+)', page).group(1)
 
     assert browser.get(status, headers={"accept": "application/json"}).json()["state"] == "waiting_for_patient"
     first = browser.post(send, headers={"accept": "application/json"})
@@ -69,12 +85,43 @@ def test_send_link_texts_the_patient_once_and_the_link_leads_to_the_lobby(sandbo
     assert appointment not in link
     joined = httpx.get(link, follow_redirects=False)
     assert joined.status_code == 302
-    assert joined.headers["location"].startswith(f"{sandbox.world.graph_url}/visit/")
+    expected = {"virtual-appointment link": f"{sandbox.world.graph_url}/visit/",
+                "meeting link": f"{sandbox.world.graph_url}/meet/{meeting_id}"}[join_link_mode]
+    assert joined.headers["location"].startswith(expected)
 
+    assert guest_joins(sandbox, joined.headers["location"]) == "lobby"
+    teams = httpx.get(f"{sandbox.world.graph_url}/meet/{meeting_id}/state").json()
+    assert [p["displayName"] for p in teams["lobby"]] == ["Patient"], "the provider's Teams shows them waiting"
     state = browser.get(status, headers={"accept": "application/json"}).json()
     assert state["state"] == "patient_waiting" and "Patient opened the link at" in state["text"]
     acs.wait_for_events(1, timeout=5)
     assert browser.get(status, headers={"accept": "application/json"}).json()["sms"]["status"] in ("sent", "delivered")
+
+
+def test_refused_virtual_appointment_link_is_asked_once_and_shown_on_the_portal(sandbox, oracle, graph, accounts):
+    """Graph refusing the link costs one failed call per endpoint, not one per tap, and the portal says so."""
+    refusals = "Graph refused the virtual-appointment join link"
+    host_log = sandbox.state_dir / "host.log"
+    graph.refuse_app_only_join_link = True
+    try:
+        before, logged_before = graph.requests["getVirtualAppointmentJoinWebUrl"], host_log.read_text().count(refusals)
+        appointments = [new_appointment(oracle, skip=skip)[0] for skip in range(3)]
+        for appointment in appointments:
+            opened = httpx.get(sealed_link(sandbox, appointment), follow_redirects=False)
+            assert opened.status_code == 302 and "/meet/" in opened.headers["location"]
+        assert graph.requests["getVirtualAppointmentJoinWebUrl"] == before + 1
+
+        endpoints = sign_in(sandbox, ADMIN).get("endpoints").json()["endpoints"]
+        notice = next(e["patient_link"] for e in endpoints if e["base_url"] == sandbox.world.fhir_base())
+        assert notice["mode"] == "meeting" and "On a phone" in notice["message"]
+        assert notice["reference"] in notice["message"] and appointments[0] not in notice["message"]
+        lines = [line for line in host_log.read_text().splitlines() if refusals in line]
+        assert len(lines) == logged_before + 1 and f"Reference {notice['reference']}" in lines[-1], "logged once"
+        assert not [a for a in appointments if a in lines[-1]], "with a reference, no identifier"
+    finally:
+        graph.refuse_app_only_join_link = False
+        ConfigRepository(accounts).forget_join_link_choice(config.ENTRA_TENANT_ID,
+                                                           endpoint_id_for(sandbox.world.fhir_base()))
 
 
 def test_patient_without_a_mobile_number_gets_a_clear_message(sandbox, oracle, browser, signed_in_provider):
@@ -170,3 +217,9 @@ def test_expired_link_gets_a_friendly_page_in_the_browser_language(sandbox, orac
     response = httpx.get(sealed_link(sandbox, todays_appointments(oracle)[0], -timedelta(minutes=5)),
                          headers={"accept-language": "pt-BR,pt;q=0.9,en;q=0.5"})
     assert response.status_code == 410 and "Este link expirou" in response.text
+
+
+def test_link_to_an_appointment_cerner_does_not_have_says_the_link_is_not_valid(sandbox):
+    """Found by the fuzzer: this was a 503 "try again in a few minutes", which never helps."""
+    response = httpx.get(sealed_link(sandbox, "98765432109876"), headers={"accept-language": "en"})
+    assert response.status_code == 404 and "This link isn&#39;t valid" in response.text

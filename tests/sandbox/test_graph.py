@@ -337,3 +337,61 @@ def test_token_from_msal_against_the_entra_standin_is_accepted(world, origin):
         app.http_client.close()
     response = httpx.get(f"{origin}/v1.0/subscribedSkus", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200 and response.json()["value"]
+
+
+def test_switch_refuses_the_virtual_appointment_link_to_app_tokens_only(world, client, graph):
+    """As the current Learn page says: "Application: Not supported"; a signed-in user's token still gets it."""
+    meeting = create(client).json()
+    url = meeting_url(meeting["id"]) + "/getVirtualAppointmentJoinWebUrl"
+    delegated = world["entra"].mint_user_token(ORGANIZER_UPN, ["VirtualAppointment.Read"])
+    graph.refuse_app_only_join_link = True
+    try:
+        refused = client.get(url)
+        as_user = client.get(url, headers={"Authorization": f"Bearer {delegated}"})
+    finally:
+        graph.refuse_app_only_join_link = False
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "Forbidden"
+    assert as_user.status_code == 200 and "/visit/" in as_user.json()["value"]
+    assert client.get(url).status_code == 200
+
+
+def test_guest_continues_on_the_meeting_page_and_waits_in_the_lobby(client, graph, origin):
+    meeting = create(client).json()
+    meet = meeting["joinWebUrl"]
+    page = httpx.get(meet)
+    assert 'id="guest-name"' in page.text and "Continue on this browser" in page.text
+
+    assert httpx.post(f"{meet}/guest", json={"displayName": ""}).status_code == 400
+    guest = httpx.post(f"{meet}/guest", json={"displayName": "Patient"}).json()
+    assert guest["state"] == "lobby"
+    assert httpx.get(f"{meet}/guest/status", params={"participant": guest["participantId"]}).json() == {
+        "state": "lobby"}
+    lobby = httpx.get(f"{meet}/state").json()["lobby"]
+    assert [p["displayName"] for p in lobby] == ["Patient"]
+    httpx.post(f"{meet}/join")
+    httpx.post(f"{meet}/admit/{guest['participantId']}")
+    assert httpx.get(f"{meet}/guest/status", params={"participant": guest["participantId"]}).json() == {
+        "state": "admitted"}
+
+
+@pytest.mark.parametrize("role", ["LicenseAssignment.Read.All", "Organization.Read.All", "Directory.Read.All"])
+def test_subscribed_skus_accepts_each_documented_application_permission(world, origin, role):
+    token = world["entra"].mint_app_token(roles=[role])
+    assert httpx.get(f"{origin}/v1.0/subscribedSkus", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+@pytest.mark.parametrize(("operation", "role"), [
+    ("createOrGet", "OnlineMeetings.Read.All"),
+    ("attendanceReports", "OnlineMeetings.ReadWrite.All"),
+    ("subscribedSkus", "User.Read.All"),
+])
+def test_each_call_refuses_an_application_permission_its_page_does_not_list(world, client, origin, operation, role):
+    token = {"Authorization": f"Bearer {world['entra'].mint_app_token(roles=[role])}"}
+    meeting = create(client).json()
+    if operation == "createOrGet":
+        response = create(httpx.Client(base_url=origin, headers=token))
+    elif operation == "attendanceReports":
+        response = httpx.get(origin + meeting_url(meeting["id"]) + "/attendanceReports", headers=token)
+    else:
+        response = httpx.get(f"{origin}/v1.0/subscribedSkus", headers=token)
+    assert response.status_code == 403
