@@ -22,6 +22,7 @@ from shared.microsoft.graph import GraphClient
 from shared.notifications.optouts import OptOutStore
 from shared.pages import render
 from shared.portal import auth
+from shared.portal.endpoints import patient_link_notice
 from shared.portal.licence import accepted_skus, licence_state
 from shared.portal.sms import VERIFICATION_STEPS, NumberRepository
 from shared.settings import get_settings
@@ -59,6 +60,7 @@ class EndpointStatus(BaseModel):
     cerner: Check
     smart: Check
     teams_access: Check
+    patient_link: Check
 
 
 class NumberStatus(BaseModel):
@@ -146,6 +148,17 @@ def teams_check(tenant_id: str, endpoint: FhirEndpoint) -> Check:
     return _guarded(probe, "Try again in a few minutes; if it lasts, check the Microsoft 365 service health.")
 
 
+def patient_link_check(config: ConfigRepository, tenant_id: str, endpoint: FhirEndpoint) -> Check:
+    """Whether patients get the virtual-appointment link, or the meeting link since Graph refused it."""
+    notice = patient_link_notice(config.join_link_choice(tenant_id, endpoint.id))
+    if notice is None:
+        return Check(ok=True, detail="Patients get the virtual-appointment link (browser join on phones).")
+    return Check(ok=False, detail=notice["message"],
+                 what_to_do="Check that the app registration has VirtualAppointment.Read.All with admin consent "
+                 "(README, Graph permissions); the connector asks Graph again on its own. Until then patients on "
+                 "phones may be asked to open the Teams app.")
+
+
 def next_run(now: datetime) -> datetime | None:
     """When the reminder timer fires next (NCRONTAB: seconds first)."""
     try:
@@ -231,7 +244,8 @@ def status_report(tenant_id: str, now: datetime, accounts: TableAccounts | None 
             rows.append(EndpointStatus(
                 id=endpoint.id, name=endpoint.display_name or endpoint.environment, environment=endpoint.environment,
                 sms_on=sms_on, last_run=record, last_run_check=run_check(endpoint, sms_on, record, now),
-                next_run=upcoming if sms_on else None, cerner=cerner, smart=smart, teams_access=teams))
+                next_run=upcoming if sms_on else None, cerner=cerner, smart=smart, teams_access=teams,
+                patient_link=patient_link_check(config, tenant_id, endpoint)))
         numbers = _numbers(accounts, tenant_id, region, endpoints, now)
         report = StatusReport(generated_at=now, ok=True, endpoints=rows, numbers=numbers, licence=licence.result())
     report.problems = problems(report)
@@ -263,7 +277,8 @@ def problems(report: StatusReport) -> list[Problem]:
     found = []
     for endpoint in report.endpoints:
         for label, check in (("Last reminder run", endpoint.last_run_check), ("Cerner", endpoint.cerner),
-                             ("SMART discovery", endpoint.smart), ("Teams access", endpoint.teams_access)):
+                             ("SMART discovery", endpoint.smart), ("Teams access", endpoint.teams_access),
+                             ("Patient join link", endpoint.patient_link)):
             if not check.ok:
                 found.append(Problem(item=f"{endpoint.name}: {label}", detail=check.detail,
                                      what_to_do=check.what_to_do))

@@ -13,6 +13,7 @@ import pytest
 from sandbox.entra import ADMIN_UPN, NO_ROLE_UPN, ORGANIZER_OID, REPORTS_READER_UPN
 from sandbox.seed import DEMO_SMS_NUMBER
 from shared.portal.sms import NumberRecord, NumberRepository
+from shared.storage.config import ConfigRepository, JoinLinkChoice
 from tests.integration.portal_client import JSON, Portal, sign_in
 
 
@@ -119,3 +120,18 @@ def test_without_a_session_json_is_401_and_the_page_goes_to_sign_in_and_no_role_
     finally:
         entra.auto_sign_in_upn = None
     assert refused.status_code == 403 and "Reports Reader" in refused.text
+
+
+def test_the_meeting_link_fallback_after_graph_refused_the_virtual_appointment_link_shows_red(reader, accounts):
+    config = ConfigRepository(accounts)
+    tenant = reader.me["tenant_id"]
+    endpoint = next(e for e in status(reader)["endpoints"] if e["sms_on"])
+    assert endpoint["patient_link"]["ok"], endpoint["patient_link"]
+    config.save_join_link_choice(tenant, endpoint["id"], JoinLinkChoice(
+        reason="Graph answered HTTP 403", reference="abc123def456", decided_at=datetime.now(UTC)))
+    try:
+        shown = next(e for e in status(reader)["endpoints"] if e["id"] == endpoint["id"])
+    finally:
+        config.forget_join_link_choice(tenant, endpoint["id"])
+    assert not shown["patient_link"]["ok"] and "abc123def456" in shown["patient_link"]["detail"]
+    assert "VirtualAppointment.Read.All" in shown["patient_link"]["what_to_do"]

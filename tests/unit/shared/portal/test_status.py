@@ -60,7 +60,7 @@ def test_every_red_item_is_a_problem_with_what_to_do():
     red = status.Check(ok=False, detail="down", what_to_do="fix it")
     green = status.Check(ok=True, detail="fine")
     endpoint = status.EndpointStatus(id="e", name="Test", environment="test", sms_on=True, last_run_check=red,
-                                     cerner=green, smart=green, teams_access=red)
+                                     cerner=green, smart=green, teams_access=red, patient_link=green)
     report = status.StatusReport(generated_at=NOW, ok=True, endpoints=[endpoint], numbers=[], licence=green)
     found = status.problems(report)
     assert [p.item for p in found] == ["Test: Last reminder run", "Test: Teams access"]
