@@ -200,9 +200,14 @@ def number_status(number: str, linked: list[str], verification: str, messages: l
     delivered = [m for m in messages if m.get("status") == "delivered"]
     delivered_day = [m for m in day if m.get("status") == "delivered"]
     rate_day, rate_week = _rate(len(delivered_day), len(day)), _rate(len(delivered), len(messages))
-    state = verification or "unverified"
-    verified = Check(ok=state == "verified", detail=f"Toll-free verification: {state}.",
-                     what_to_do="" if state == "verified" else VERIFICATION_STEPS[state])
+    state = verification or "unknown"
+    if state == "unknown":  # linked, but not generated in the portal: nobody recorded its verification here
+        verified = Check(ok=False, detail="Toll-free verification: not recorded (this number was not generated "
+                         "in the portal).", what_to_do=VERIFICATION_STEPS["unverified"].replace(
+                             ", then mark it as pending here", "") + " Check its state there.")
+    else:
+        verified = Check(ok=state == "verified", detail=f"Toll-free verification: {state}.",
+                         what_to_do="" if state == "verified" else VERIFICATION_STEPS[state])
     low = [rate for rate in (rate_day, rate_week) if rate is not None and rate < LOW_DELIVERY_RATE]
     delivery = Check(ok=not low, detail="No texts in the last 7 days." if not messages else
                      f"{len(delivered)} of {len(messages)} texts delivered in the last 7 days.",

@@ -69,3 +69,9 @@ def test_every_red_item_is_a_problem_with_what_to_do():
 
 def test_the_next_run_follows_the_ncrontab_schedule():
     assert status.next_run(NOW) == NOW + timedelta(minutes=5)  # "0 */5 * * * *" by default
+
+
+def test_a_linked_number_not_generated_in_the_portal_has_an_unknown_verification_to_check_in_azure():
+    number = status.number_status("+18005550100", ["Test"], "", [], 0, NOW)
+    assert number.verification_state == "unknown" and not number.verification.ok
+    assert "Azure portal" in number.verification.what_to_do and "mark it" not in number.verification.what_to_do
