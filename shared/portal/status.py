@@ -270,7 +270,8 @@ def _numbers(accounts: TableAccounts, tenant_id: str, region: str, endpoints: li
     statuses = []
     for number in sorted(set(linked) | set(verification)):
         users = linked.get(number, [])
-        messages = log.between(region, [e.id for e in users], now - timedelta(days=7), now + timedelta(minutes=1))
+        messages = [m for m in log.between(region, [e.id for e in users], now - timedelta(days=7),
+                                           now + timedelta(minutes=1)) if m.get("channel", "sms") == "sms"]
         statuses.append(number_status(number, [e.display_name or e.environment for e in users],
                                       verification.get(number, ""), messages,
                                       len(optouts.opted_out(region, number)), now))

@@ -14,7 +14,7 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
         "organization": frozenset({"region", "region_chosen_at", "region_chosen_by"}),
         "fhir_endpoint": frozenset({
             "base_url", "environment", "display_name", "departments", "organizer",
-            "sms_number", "confirmations_on", "reminder_offsets", "quiet_hours", "default_language",
+            "sms_number", "channel", "confirmations_on", "reminder_offsets", "quiet_hours", "default_language",
             "time_zone", "updated_at", "updated_by",
         }),
         "fhir_index": frozenset({"tenant_id", "endpoint_id", "environment"}),
@@ -39,6 +39,7 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
         "notification": frozenset({
             "kind", "status", "sent_at", "due_at", "appointment_end", "message_id", "attempts", "detail",
             "event_id", "visit", "start_at", "claimed_at", "first_sent", "attempt_at", "generation", "delivered_at",
+            "channel",
         }),
         # An SMS opt-out (STOP) per sending number and recipient, both as keyed hashes.
         "optout": frozenset({"status", "updated_at", "event_id"}),
@@ -49,6 +50,9 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
             "meeting_start", "meeting_end", "sms_sent", "status",
             # The Teams meeting's opaque Graph id (to read its attendance) and what reconciling computed.
             "meeting_id", "lobby_wait_seconds", "duration_seconds",
+            # Call quality from Graph call records: per participant kind, the worst audio stream's numbers only.
+            "poor_call", "staff_jitter_ms", "staff_packet_loss_percent", "staff_round_trip_ms",
+            "patient_jitter_ms", "patient_packet_loss_percent", "patient_round_trip_ms",
         }),
         # One message sent (keyed by its opaque ledger key), kept after the ledger row is purged: the SMS report
         # and the status page's delivery rates count these. No recipient, no text, no appointment.
