@@ -61,7 +61,8 @@ def main() -> None:
             print(f"  outbound calls on the warm path (excluding the browser's own hops): "
                   f"{sum(v for k, v in warm.items() if 'browser' not in k)}")
             send = re.search(r'sendUrl = "([^"]+)"', page).group(1)
-            browser.post(sandbox.world.host_url + send, headers={"accept": "application/json"})
+            token = re.search(r'csrfToken = "([^"]+)"', page).group(1)
+            browser.post(sandbox.world.host_url + send, headers={"accept": "application/json", "X-CSRF-Token": token})
         link = next(re.search(r"(http://\S+/api/join/\S+)", m.message).group(1)
                     for phone in acs.phones() for m in acs.outbox(phone))
         token = link.rsplit("/", 1)[-1]

@@ -9,9 +9,9 @@ bp = func.Blueprint()
 
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@friendly_errors
+@friendly_errors(check_keys=False)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    """200 when every storage account and dependency answers, else 503 naming the failing parts."""
+    """200 when the keys are safe and every storage account and dependency answers, else 503 naming what fails."""
     report = check_health()
     body = report.model_dump()
     if not report.ok:

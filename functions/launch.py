@@ -9,7 +9,7 @@ bp = func.Blueprint()
 
 
 @bp.route(route="launch/provider", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@friendly_errors
+@friendly_errors(provider_page=True)
 def launch_provider(req: func.HttpRequest) -> func.HttpResponse:
     """PowerChart opens this with `iss` and `launch`: on to Cerner's authorize endpoint."""
     outcome = ProviderLaunch().start(query(req))
@@ -17,7 +17,7 @@ def launch_provider(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="launch/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@friendly_errors
+@friendly_errors(provider_page=True)
 def launch_callback(req: func.HttpRequest) -> func.HttpResponse:
     """Cerner's redirect back: on to the visit, or to the one-time Microsoft sign-in."""
     outcome = ProviderLaunch().callback(query(req), request_cookie(req, LAUNCH_COOKIE.name))
@@ -25,7 +25,7 @@ def launch_callback(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="launch/microsoft/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@friendly_errors
+@friendly_errors(provider_page=True)
 def launch_microsoft_callback(req: func.HttpRequest) -> func.HttpResponse:
     """Microsoft's redirect back after the one-time sign-in: link the EHR user, then the visit."""
     outcome = ProviderLaunch().microsoft_callback(query(req), request_cookie(req, LINK_COOKIE.name))

@@ -25,7 +25,7 @@ def sms_notifications(timer: func.TimerRequest) -> None:
 @bp.event_grid_trigger(arg_name="event")
 def sms_delivery_report(event: func.EventGridEvent) -> None:
     """ACS delivery reports (SMS by message tag, email by message id) and patients' STOP / START replies."""
-    outcome = handle_sms_event(event.id, event.event_type, event.get_json())
+    outcome = handle_sms_event(event.id, event.event_type, event.get_json(), event.topic)
     log.info("sms event %s: %s", event.event_type.rsplit(".", 1)[-1], outcome)
 
 

@@ -14,6 +14,8 @@ import azure.functions as func
 
 from shared.errors import ConnectorError
 from shared.pages import render
+from shared.settings import get_settings
+from shared.tokens import require_safe_keys, served_over_https
 
 log = logging.getLogger("connector")
 
@@ -30,6 +32,25 @@ def html_response(html: str, status: int = 200, headers: dict[str, str] | None =
         html, status_code=status, mimetype="text/html", charset="utf-8",
         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", **(headers or {})},
     )
+
+
+HSTS = "max-age=31536000; includeSubDomains"
+NO_FRAMING = "'none'"
+
+
+def with_security_headers(response: func.HttpResponse, frame_ancestors: str = "") -> func.HttpResponse:
+    """nosniff on everything; framed only by frame_ancestors (none if empty) unless the page says; HSTS over https."""
+    headers = response.headers
+    headers["X-Content-Type-Options"] = "nosniff"
+    policy = headers.get("Content-Security-Policy", "")
+    if "frame-ancestors" not in policy:
+        directive = f"frame-ancestors {frame_ancestors or NO_FRAMING}"
+        headers["Content-Security-Policy"] = f"{policy}; {directive}" if policy else directive
+    if "frame-ancestors 'none'" in headers["Content-Security-Policy"]:
+        headers["X-Frame-Options"] = "DENY"  # for browsers that predate frame-ancestors
+    if served_over_https():
+        headers["Strict-Transport-Security"] = HSTS
+    return response
 
 
 def wants_json(request: func.HttpRequest) -> bool:
@@ -70,15 +91,26 @@ def query(request: func.HttpRequest) -> dict[str, str]:
     return {name: value for name, value in request.params.items()}
 
 
-def friendly_errors(handler: Callable[[func.HttpRequest], func.HttpResponse]):
+def friendly_errors(handler: Callable[[func.HttpRequest], func.HttpResponse] | None = None, *,
+                    check_keys: bool = True, provider_page: bool = False):
     """Typed errors become their page or JSON; anything unexpected a 500 with a reference id, no internals."""
+    # Every route refuses to serve with unsafe keys; only the health check, which reports them, turns this off.
+    # Provider pages (and their error pages) may be framed by the hospitals in PROVIDER_FRAME_ANCESTORS.
+    if handler is None:
+        return functools.partial(friendly_errors, check_keys=check_keys, provider_page=provider_page)
+
+    def secured(response: func.HttpResponse) -> func.HttpResponse:
+        ancestors = get_settings().provider_frame_ancestors if provider_page else ""
+        return with_security_headers(response, ancestors)
 
     @functools.wraps(handler)
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         try:
-            return handler(req)
+            if check_keys:
+                require_safe_keys()
+            return secured(handler(req))
         except ConnectorError as error:
-            return error_response(error, req)
+            return secured(error_response(error, req))
         except Exception as failure:
             error = ConnectorError("Something went wrong on our side.", status=500, code="internal_error",
                                    next_step="Try again in a minute. If it keeps happening, tell IT.")
@@ -87,6 +119,6 @@ def friendly_errors(handler: Callable[[func.HttpRequest], func.HttpResponse]):
             frames = " < ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}"
                                 for f in reversed(traceback.extract_tb(failure.__traceback__)[-4:]))
             log.error("unexpected %s at %s (reference %s)", type(failure).__name__, frames, error.reference)
-            return error_response(error, req)
+            return secured(error_response(error, req))
 
     return wrapper

@@ -3,14 +3,15 @@
 import azure.functions as func
 
 from functions.responses import friendly_errors, html_response, json_response, request_cookie
+from shared.csrf import HEADER as CSRF_HEADER
 from shared.launch import SESSION_COOKIE
-from shared.visits import patient_status, provider_page, send_link
+from shared.visits import StateChange, patient_status, provider_page, send_link
 
 bp = func.Blueprint()
 
 
 @bp.route(route="visits/{visit}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@friendly_errors
+@friendly_errors(provider_page=True)
 def visit_page(req: func.HttpRequest) -> func.HttpResponse:
     """The appointment, its Teams meeting, and the patient's status."""
     page = provider_page(req.route_params["visit"], request_cookie(req, SESSION_COOKIE.name))
@@ -18,14 +19,16 @@ def visit_page(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="visits/{visit}/send-link", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-@friendly_errors
+@friendly_errors(provider_page=True)
 def visit_send_link(req: func.HttpRequest) -> func.HttpResponse:
-    """Text the patient their join link (JSON for the page's script)."""
-    return json_response(send_link(req.route_params["visit"], request_cookie(req, SESSION_COOKIE.name)))
+    """Text the patient their join link (JSON for the page's script); cross-site requests are refused."""
+    caller = StateChange(origin=req.headers.get("origin"), fetch_site=req.headers.get("sec-fetch-site"),
+                         csrf_token=req.headers.get(CSRF_HEADER))
+    return json_response(send_link(req.route_params["visit"], request_cookie(req, SESSION_COOKIE.name), caller))
 
 
 @bp.route(route="visits/{visit}/status", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@friendly_errors
+@friendly_errors(provider_page=True)
 def visit_status(req: func.HttpRequest) -> func.HttpResponse:
     """Has the patient opened the link, how long have they waited, how did the text fare."""
     return json_response(patient_status(req.route_params["visit"], request_cookie(req, SESSION_COOKIE.name)))

@@ -134,7 +134,9 @@ seed_secrets() {
   printf '%s:' "$OUT_SEAL_ACTIVE_KEY_ID" >"$file"
   openssl rand -base64 32 | tr -d '\n' >>"$file"
   seed_secret "$vault" seal-keys "$existing" "$file"
-  openssl rand -base64 32 | tr -d '\n' >"$file"
+  # Keyed hashes carry their key's id, so HASH_KEY can later rotate to "h2:<new>,h1:<this>".
+  printf 'h1:' >"$file"
+  openssl rand -base64 32 | tr -d '\n' >>"$file"
   seed_secret "$vault" hash-key "$existing" "$file"
   if [[ -n ${SMART_CLIENT_SECRET:-} ]]; then
     printf '%s' "$SMART_CLIENT_SECRET" >"$file"

@@ -180,6 +180,9 @@ param linkGraceHours int = 2
 @minValue(1)
 param lobbyAlertMinutes int = 5
 
+@description('Space-separated https origins allowed to embed the provider pages in a frame (hospitals that embed them); empty: none.')
+param providerFrameAncestors string = ''
+
 @allowed([
   512
   2048
@@ -424,6 +427,7 @@ module functionApp 'modules/function-app.bicep' = {
     appInsightsConnectionString: monitoring.outputs.connectionString
     keyVaultUri: keyVault.outputs.uri
     acsEndpoint: communication.outputs.endpoint
+    acsResourceId: communication.outputs.id
     defaultRegion: defaultRegion
     entraTenantId: entraTenantId
     entraClientId: entraClientId
@@ -448,6 +452,7 @@ module functionApp 'modules/function-app.bicep' = {
     joinWindowMinutes: joinWindowMinutes
     linkGraceHours: linkGraceHours
     lobbyAlertMinutes: lobbyAlertMinutes
+    providerFrameAncestors: providerFrameAncestors
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
   }

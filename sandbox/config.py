@@ -32,6 +32,11 @@ ACS_ACCESS_KEY = "c2FuZGJveC1hY3Mta2V5LW5vdC1hLXNlY3JldC0xMjM0NTY3ODkw"  # base6
 EMAIL_SENDER_ADDRESS = "DoNotReply@sandbox.azurecomm.net"
 SEAL_KEYS = "k1:q6T1bQy3nX9vW2eR5tY8uI0oP4aS7dF1gH3jK6lZ9xc="
 HASH_KEY = "Zm9yLXRoZS1zYW5kYm94LW9ubHktaGFzaC1rZXktMzI="
+# The ACS stand-in's resource: the topic of the Event Grid events it sends.
+ACS_RESOURCE_ID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/sandbox/providers/"
+    "microsoft.communication/communicationservices/sandbox-acs"
+)
 
 GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
 TEAMS_ADMIN = "69091246-20e8-4a56-aa4d-066075b2a7a8"
@@ -125,6 +130,7 @@ class World:
             "HASH_KEY": HASH_KEY,
             "ACS_ENDPOINT": self.acs_url,
             "ACS_ACCESS_KEY": ACS_ACCESS_KEY,
+            "ACS_RESOURCE_ID": ACS_RESOURCE_ID,
             "EMAIL_SENDER_ADDRESS": EMAIL_SENDER_ADDRESS,
             "ALLOW_PRIVATE_FHIR_HOSTS": "true",
             # The Oracle stand-in is "localhost"; 127.0.0.1 (the same server) plays an untrusted other host.

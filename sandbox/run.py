@@ -20,6 +20,7 @@ import httpx
 
 from sandbox import config
 from sandbox.devca import DevCA, make_dev_ca
+from sandbox.functions_host.runner import EVENT_GRID_KEY_ENV, MASTER_KEY_ENV
 from sandbox.running import Sandbox
 from sandbox.servers import serve, wait_for_port
 
@@ -87,7 +88,9 @@ def start_standins(sandbox: Sandbox) -> None:
         "graph": graph.GraphState(entra_state),
         "acs": acs.AcsState(access_key=config.ACS_ACCESS_KEY),
     }
-    states["acs"].event_webhook = f"{host}/runtime/webhooks/eventgrid?functionName=sms_delivery_report"
+    # As Event Grid's subscription URL does in Azure, the webhook carries the host's eventgrid_extension key.
+    states["acs"].event_webhook = (f"{host}/runtime/webhooks/eventgrid?functionName=sms_delivery_report"
+                                   f"&code={sandbox.host_keys.event_grid}")
     modules = {"oracle": oracle, "entra": entra, "graph": graph, "acs": acs}
     for name, state in states.items():
         port = getattr(world.ports, name)
@@ -97,12 +100,13 @@ def start_standins(sandbox: Sandbox) -> None:
 
 def start_host(sandbox: Sandbox, log_dir: Path) -> subprocess.Popen:
     """The Functions host stand-in in its own process, with the app settings in its environment."""
-    env = {**os.environ, **sandbox.ca.trust_env(), **sandbox.settings_env}
+    env = {**os.environ, **sandbox.ca.trust_env(), **sandbox.settings_env,
+           MASTER_KEY_ENV: sandbox.host_keys.master, EVENT_GRID_KEY_ENV: sandbox.host_keys.event_grid}
     ensure_free(sandbox.world.ports.host)
     log = open(log_dir / "host.log", "wb")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox.functions_host", "--app", "function_app:app",
-         "--port", str(sandbox.world.ports.host), "--state-dir", str(log_dir / "timers")],
+         "--port", str(sandbox.world.ports.host), "--state-dir", str(log_dir / "timers"), "--keys-from-env"],
         cwd=config.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         preexec_fn=die_with_parent,
     )
@@ -168,7 +172,9 @@ def main() -> None:
     if refuse_join_link:
         print("\nGraph refuses app-only tokens the virtual-appointment join link: patients get the meeting link.")
     print("\nYour browser must trust the dev CA for the https stand-ins, or click through the warning once per port:")
-    print(f"  {sandbox.ca.ca_pem}\nPress Ctrl-C to stop.", flush=True)
+    print(f"  {sandbox.ca.ca_pem}")
+    print(f"The host's admin API (POST /admin/functions/<name>) wants x-functions-key: {sandbox.host_keys.master}")
+    print("Press Ctrl-C to stop.", flush=True)
     try:
         while not stop_requested and all(p.poll() is None for p in sandbox.processes):
             time.sleep(0.5)

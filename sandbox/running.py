@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sandbox import config
 from sandbox.devca import DevCA
+from sandbox.functions_host.host import HostKeys
 from sandbox.servers import RunningServer
 
 
@@ -26,6 +27,8 @@ class Sandbox:
     standins: dict[str, object] = field(default_factory=dict)
     servers: list[RunningServer] = field(default_factory=list)
     processes: list[subprocess.Popen] = field(default_factory=list)
+    # The Functions host's master key (admin API) and Event Grid system key, made up per run.
+    host_keys: HostKeys = field(default_factory=HostKeys.generate)
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -43,11 +43,16 @@ def _http(system: str, url: str) -> PartHealth:
         return PartHealth(ok=False, detail=f"unreachable ({type(exc).__name__})")
 
 
+def _keys(settings: Settings) -> PartHealth:
+    problems = settings.key_problems()
+    return PartHealth(ok=not problems, detail=" ".join(problems) or "safe")
+
+
 def check_health(settings: Settings | None = None, accounts: TableAccounts | None = None) -> HealthReport:
     """Check every storage account and configured dependency in parallel."""
     settings = settings or get_settings()
     accounts = accounts or TableAccounts(settings)
-    checks = {"storage:app": lambda: _storage(accounts, None)}
+    checks = {"keys": lambda: _keys(settings), "storage:app": lambda: _storage(accounts, None)}
     for region in settings.enabled_regions:
         checks[f"storage:{region}"] = lambda region=region: _storage(accounts, region)
     if settings.entra_tenant_id:

@@ -17,7 +17,7 @@ from shared.sms.texts import pick_language
 from shared.storage.accounts import default_accounts
 from shared.storage.config import ConfigRepository, FhirEndpoint
 from shared.storage.usage import UsageRepository
-from shared.tokens import TokenExpired, TokenInvalid, sealer
+from shared.tokens import TokenInvalid, sealer
 
 PAGES = {
     "en": {
@@ -91,7 +91,22 @@ def link_for(endpoint: FhirEndpoint, appointment: Appointment) -> str:
 
 
 def visit_key(endpoint_id: str, appointment_id: str) -> str:
+    """The visit's opaque key under the active hash key (new usage rows, ledger rows' `visit`)."""
     return sealer().keyed_hash("visit", endpoint_id, appointment_id)
+
+
+def visit_keys(endpoint_id: str, appointment_id: str) -> tuple[str, ...]:
+    """The visit's keys under every hash key, active first: rows made before a rotation are still found."""
+    return sealer().keyed_hashes("visit", endpoint_id, appointment_id)
+
+
+def ended(appointment: Appointment, now: datetime) -> bool:
+    """Fulfilled, a no-show, or past its (current) end plus the grace: the link no longer opens the visit."""
+    if appointment.status in ("fulfilled", "noshow"):
+        return True
+    start = appointment.start or now
+    end = appointment.end or start + timedelta(hours=1)
+    return now >= end + timedelta(hours=get_settings().link_grace_hours)
 
 
 def join(token: str, accept_language: str = "", now: datetime | None = None) -> JoinOutcome:
@@ -99,9 +114,8 @@ def join(token: str, accept_language: str = "", now: datetime | None = None) -> 
     now = now or datetime.now(UTC)
     language = language_from_header(accept_language)
     try:
-        endpoint_id, appointment_id, _expires = sealer().open_link(token, now)
-    except TokenExpired:
-        return patient_page("expired", language)
+        # An expired link still names its appointment: if that moved later, the link follows it (see ended()).
+        endpoint_id, appointment_id, _expires = sealer().open_link(token, now, check_expiry=False)
     except TokenInvalid:
         return patient_page("invalid", language)
     accounts = default_accounts()
@@ -118,9 +132,12 @@ def join(token: str, accept_language: str = "", now: datetime | None = None) -> 
             return patient_page("invalid", language)
         start = appointment.start or now
         opens = start - timedelta(minutes=get_settings().join_window_minutes)
-        if appointment.cancelled or now < opens:
+        over = ended(appointment, now)
+        if over or appointment.cancelled or now < opens:
             # Only pages need the patient's language; the warm path to the lobby reads no Patient.
             language = pick_language(fhir.patient(appointment.patient_id).language, language)
+        if over:
+            return patient_page("expired", language)
         if appointment.cancelled:
             return patient_page("cancelled", language)
         if now < opens:
@@ -132,7 +149,7 @@ def join(token: str, accept_language: str = "", now: datetime | None = None) -> 
     except ConnectorError:
         return patient_page("unavailable", language)
     UsageRepository(accounts).record(
-        config.region(tenant_id), endpoint.id, visit_key(endpoint.id, appointment.id), start,
+        config.region(tenant_id), endpoint.id, visit_keys(endpoint.id, appointment.id), start,
         {"patient_opened_at": now, "scheduled_end": appointment.end,
          "department": appointment.location_ids[0] if appointment.location_ids else ""},
         keep_first=("patient_opened_at",),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
@@ -10,8 +11,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from shared.errors import ConnectorError, Forbidden, InvalidInput, NotFound
 from shared.fhir import FhirClient
-from shared.microsoft import entra
-from shared.portal import licence
+from shared.microsoft import entra, licence
 from shared.settings import get_settings
 from shared.smart import ehr_launch, pkce
 from shared.smart.discovery import smart_configuration
@@ -206,10 +206,12 @@ class ProviderLaunch:
         appointment_id = session["appointment"] or self._todays_appointment(endpoint, session)
         ttl = int(session.pop("ttl"))
         session_cookie = sealer().seal_json(session, ttl, "ehr-session")
+        # The visit belongs to the provider who launched it: another provider's session cannot open it.
         visit = sealer().seal_json({"tenant": session["tenant"], "endpoint": endpoint.id,
-                                    "appointment": appointment_id}, VISIT_TTL_SECONDS, "visit")
+                                    "appointment": appointment_id, "ehr_user": session["ehr_user"]},
+                                   VISIT_TTL_SECONDS, "visit")
         location = self.settings.url(f"/api/visits/{visit}")
-        spec = CookieSpec(SESSION_COOKIE.name, ttl, SESSION_COOKIE.path)
+        spec = replace(SESSION_COOKIE, ttl_seconds=ttl)
         return Redirect(location, [cookie_header(spec, session_cookie), clear_cookie_header(LAUNCH_COOKIE)])
 
     def _todays_appointment(self, endpoint: FhirEndpoint, session: dict[str, Any]) -> str:

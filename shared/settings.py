@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import binascii
+import ipaddress
+import re
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +20,42 @@ REGIONS: tuple[Region, ...] = ("americas", "emea", "apac")
 AZURITE_WELL_KNOWN_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
+
+# Keys published in this repository (local.settings.sample.json, sandbox/config.py, README): anyone can read them,
+# so they are accepted only while the app is served on a loopback address (a developer's machine or the tests).
+PUBLISHED_KEYS = frozenset({
+    "q6T1bQy3nX9vW2eR5tY8uI0oP4aS7dF1gH3jK6lZ9xc=",  # SEAL_KEYS k1 of the sample settings and the sandbox
+    "Zm9yLXRoZS1zYW5kYm94LW9ubHktaGFzaC1rZXktMzI=",  # HASH_KEY of the sample settings and the sandbox
+})
+_PUBLISHED_KEY_BYTES = frozenset(base64.b64decode(key) for key in PUBLISHED_KEYS)
+MIN_KEY_BYTES = 32
+_KEY_ID = re.compile(r"[A-Za-z0-9]{0,16}")
+KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
+
+
+def parse_key_list(value: str) -> list[tuple[str, str]]:
+    """(key id, base64) pairs of a comma list; an entry without "id:" has the empty id (base64 has no colon)."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        key_id, separator, b64 = item.partition(":")
+        pairs.append((key_id, b64) if separator else ("", item))
+    return pairs
+
+
+def decode_key(b64: str) -> bytes:
+    """Strict base64 (standard alphabet, padded) to bytes; binascii.Error when it is not."""
+    return base64.b64decode(b64, validate=True)
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether the URL's host is this machine (localhost, 127.0.0.0/8, ::1)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -63,10 +103,16 @@ class Settings(BaseSettings):
         SecretStr(""), description="Comma list of keyid:base64 32-byte AES keys for links and cookies."
     )
     seal_active_key_id: str = Field("", description="Key ID used to seal new links and cookies.")
-    hash_key: SecretStr = Field(SecretStr(""), description="Base64 key for keyed hashes in tables and meeting ids.")
+    hash_key: SecretStr = Field(
+        SecretStr(""), description="Base64 key for keyed hashes in tables and meeting ids; to rotate, a comma list "
+        "of keyid:base64 whose first key hashes new rows (older keys still find their rows).",
+    )
 
     acs_endpoint: str = Field("", description="Azure Communication Services endpoint.")
     acs_access_key: SecretStr = Field(SecretStr(""), description="ACS access key; empty in Azure (managed identity).")
+    acs_resource_id: str = Field(
+        "", description="Resource ID of the ACS resource: only its Event Grid events (their topic) are accepted."
+    )
 
     sms_schedule: str = Field("0 */5 * * * *", description="NCRONTAB schedule of the reminder job.")
     sms_rate_per_minute: int = Field(200, ge=1, description="Sends per minute per sending number.")
@@ -92,6 +138,18 @@ class Settings(BaseSettings):
     join_window_minutes: int = Field(30, ge=0, description="How early before the start a patient link opens.")
     link_grace_hours: int = Field(2, ge=0, description="How long after the appointment end a patient link works.")
     lobby_alert_minutes: int = Field(5, ge=1, description="Wait after which the provider page alerts.")
+    provider_frame_ancestors: str = Field(
+        "", description="Space-separated https origins allowed to embed the provider pages in a frame (none if empty)."
+    )
+
+    @field_validator("provider_frame_ancestors")
+    @classmethod
+    def _https_origins(cls, value: str) -> str:
+        for origin in value.split():
+            parts = urlsplit(origin)
+            if parts.scheme != "https" or not parts.hostname or origin.rstrip("/") != f"https://{parts.netloc}":
+                raise ValueError(f"{origin!r} is not an https origin (https://host[:port])")
+        return " ".join(origin.rstrip("/") for origin in value.split())
 
     @field_validator("public_base_url", "graph_base_url", "entra_authority_host")
     @classmethod
@@ -121,19 +179,54 @@ class Settings(BaseSettings):
 
     def seal_key_ring(self) -> dict[str, bytes]:
         """Key id → AES key, from SEAL_KEYS."""
-        ring: dict[str, bytes] = {}
-        for item in filter(None, (p.strip() for p in self.seal_keys.get_secret_value().split(","))):
-            key_id, _, b64 = item.partition(":")
-            ring[key_id] = base64.b64decode(b64)
-        return ring
+        return {key_id: base64.b64decode(b64) for key_id, b64 in parse_key_list(self.seal_keys.get_secret_value())}
 
     @property
     def trusted_ehr_host_list(self) -> tuple[str, ...]:
         """TRUSTED_EHR_HOSTS as lower-case entries ('.cerner.com' covers every host under cerner.com)."""
         return tuple(h.strip().lower() for h in self.trusted_ehr_hosts.split(",") if h.strip())
 
-    def hash_key_bytes(self) -> bytes:
-        return base64.b64decode(self.hash_key.get_secret_value() or "")
+    def hash_key_ring(self) -> list[tuple[str, bytes]]:
+        """(key id, key) from HASH_KEY, the active key first; a bare base64 key has the empty id."""
+        return [(key_id, base64.b64decode(b64)) for key_id, b64 in parse_key_list(self.hash_key.get_secret_value())]
+
+    def key_problems(self) -> list[str]:
+        """Why the keys are not safe to serve with, each naming its setting; empty when they are."""
+        public = not is_loopback_url(self.public_base_url)
+        problems = _key_list_problems("SEAL_KEYS", self.seal_keys.get_secret_value(), public, exact=True,
+                                      need_ids=True)
+        problems += _key_list_problems("HASH_KEY", self.hash_key.get_secret_value(), public, exact=False,
+                                       need_ids=False)
+        if not problems and self.seal_active_key_id not in self.seal_key_ring():
+            problems.append("SEAL_ACTIVE_KEY_ID does not name a key in SEAL_KEYS.")
+        return problems
+
+
+def _key_list_problems(setting: str, value: str, public: bool, *, exact: bool, need_ids: bool) -> list[str]:
+    """What is wrong with one key-list setting (never the key itself: messages reach logs and pages)."""
+    if value.strip().startswith(KEY_VAULT_REFERENCE):
+        return [f"{setting} is an unresolved Key Vault reference: give the app's identity access to the secret."]
+    pairs = parse_key_list(value)
+    if not pairs:
+        return [f"{setting} is missing."]
+    problems = []
+    ids = [key_id for key_id, _ in pairs]
+    if (need_ids and "" in ids) or len(set(ids)) != len(ids) or not all(map(_KEY_ID.fullmatch, ids)):
+        problems.append(f"{setting} must be a comma list of keyid:base64 entries with distinct key ids of up to "
+                        "16 letters and digits.")
+    for key_id, b64 in pairs:
+        name = f"{setting} key {key_id!r}" if key_id else setting
+        try:
+            key = decode_key(b64)
+        except (binascii.Error, ValueError):
+            problems.append(f"{name} is not valid base64.")
+            continue
+        if len(key) < MIN_KEY_BYTES or (exact and len(key) != MIN_KEY_BYTES):
+            size = f"exactly {MIN_KEY_BYTES}" if exact else f"at least {MIN_KEY_BYTES}"
+            problems.append(f"{name} is {len(key)} bytes; it must be {size} random bytes.")
+        elif public and key in _PUBLISHED_KEY_BYTES:
+            problems.append(f"{name} is a published sample key; generate your own for a public PUBLIC_BASE_URL.")
+    return problems
 
 
 @lru_cache(maxsize=1)

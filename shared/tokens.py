@@ -8,12 +8,14 @@ import hmac
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared.errors import ConnectorError
+from shared.runtime import forgotten_on_reset
 from shared.settings import Settings, get_settings
 
 LINK_VERSION = b"\x01"
@@ -27,6 +29,20 @@ class TokenInvalid(Exception):
 
 class TokenExpired(Exception):
     """A token or cookie that was genuine but is past its expiry."""
+
+
+class UnsafeKeys(ConnectorError):
+    """The keys in the settings are missing, malformed, unresolved or published: the app refuses to serve."""
+
+    status, code, title = 503, "keys_not_configured", "This service is not configured safely"
+
+
+def require_safe_keys(settings: Settings | None = None) -> None:
+    """Raise UnsafeKeys, naming the settings at fault, unless SEAL_KEYS and HASH_KEY are safe to serve with."""
+    problems = (settings or get_settings()).key_problems()
+    if problems:
+        raise UnsafeKeys("The service's keys are not configured safely: " + " ".join(problems),
+                         next_step="Tell IT: fix these app settings, then restart the app.")
 
 
 def _b64(data: bytes) -> str:
@@ -50,11 +66,10 @@ class Sealer:
 
     def __init__(self, settings: Settings | None = None):
         settings = settings or get_settings()
+        require_safe_keys(settings)
         self.ring = settings.seal_key_ring()
         self.active = settings.seal_active_key_id
-        if self.active not in self.ring:
-            raise RuntimeError("SEAL_ACTIVE_KEY_ID must name a key in SEAL_KEYS")
-        self.hash_key = settings.hash_key_bytes()
+        self.hash_ring = settings.hash_key_ring()
 
     # Patient links -----------------------------------------------------------------------------------------
 
@@ -73,8 +88,9 @@ class Sealer:
         assert len(token) <= MAX_LINK_CHARS
         return token
 
-    def open_link(self, token: str, now: datetime | None = None) -> tuple[str, str, datetime]:
-        """(endpoint id, appointment id, expiry) of a genuine, unexpired link."""
+    def open_link(self, token: str, now: datetime | None = None,
+                  check_expiry: bool = True) -> tuple[str, str, datetime]:
+        """(endpoint id, appointment id, expiry) of a genuine link, unexpired unless check_expiry is off."""
         if not token or len(token) > MAX_LINK_CHARS:
             raise TokenInvalid("bad length")
         raw = _unb64(token)
@@ -86,7 +102,7 @@ class Sealer:
         endpoint_id = plaintext[:8].hex()
         expires_at = LINK_EPOCH + timedelta(minutes=int.from_bytes(plaintext[8:11], "big"))
         appointment_id = str(int.from_bytes(plaintext[11:], "big"))
-        if (now or datetime.now(UTC)) >= expires_at:
+        if check_expiry and (now or datetime.now(UTC)) >= expires_at:
             raise TokenExpired("link expired")
         return endpoint_id, appointment_id, expires_at
 
@@ -116,10 +132,19 @@ class Sealer:
 
     # Keyed hashes ------------------------------------------------------------------------------------------
 
-    def keyed_hash(self, *parts: str) -> str:
-        """An opaque, stable id for identifiers that must never be stored in clear."""
+    def keyed_hash(self, *parts: str, size: int = 32) -> str:
+        """An opaque, stable id for identifiers that must never be stored in clear, under the active hash key."""
+        return self.keyed_hashes(*parts, size=size)[0]
+
+    def keyed_hashes(self, *parts: str, size: int = 32) -> tuple[str, ...]:
+        """The keyed hash under every key of HASH_KEY, active first: rows hashed before a rotation are still found.
+
+        A hash carries its key's id ("<id>.<hex>"); the original id-less key gives bare hex, as before key ids.
+        """
         message = "|".join(parts).encode()
-        return hmac.new(self.hash_key, message, hashlib.sha256).hexdigest()[:32]
+        return tuple(f"{key_id}.{digest}" if key_id else digest
+                     for key_id, key in self.hash_ring
+                     for digest in (hmac.new(key, message, hashlib.sha256).hexdigest()[:size],))
 
     def _open(self, header: bytes, nonce: bytes, sealed: bytes, aad: bytes) -> bytes:
         for key_id, key in self.ring.items():
@@ -132,28 +157,44 @@ class Sealer:
         raise TokenInvalid("tampered or unknown key")
 
 
+# The app serves nothing outside its route prefix, so a cookie for all of /api may as well be for all of the host.
+WHOLE_APP_PATH = "/api"
+
+
 @dataclass(frozen=True)
 class CookieSpec:
     """How a sealed cookie is named and how long it lives."""
 
-    name: str
+    base_name: str
     ttl_seconds: int
-    path: str = "/api"
+    path: str = WHOLE_APP_PATH
+
+    @property
+    def name(self) -> str:
+        """The cookie's name on the wire: over https, `__Host-` where the path allows it, else `__Secure-`."""
+        if not served_over_https():
+            return self.base_name
+        return f"{'__Host-' if self.path == WHOLE_APP_PATH else '__Secure-'}{self.base_name}"
+
+    @property
+    def wire_path(self) -> str:
+        # A __Host- cookie must have Path=/ (and no Domain): the browser then binds it to this exact host.
+        return "/" if served_over_https() and self.path == WHOLE_APP_PATH else self.path
 
 
-def _secure() -> bool:
-    # Secure whenever the app is served over https (always in Azure); plain http only on a developer's loopback.
+def served_over_https() -> bool:
+    """Whether the app is served over https (always in Azure); plain http only on a developer's loopback."""
     return get_settings().public_base_url.startswith("https://")
 
 
 def cookie_header(spec: CookieSpec, value: str) -> str:
-    """A Set-Cookie value: HttpOnly, SameSite=Lax, Secure when served over https."""
-    flags = f"; Path={spec.path}; Max-Age={spec.ttl_seconds}; HttpOnly; SameSite=Lax"
-    return f"{spec.name}={value}{flags}{'; Secure' if _secure() else ''}"
+    """A Set-Cookie value: HttpOnly, SameSite=Lax; over https Secure and a __Host- or __Secure- name."""
+    flags = f"; Path={spec.wire_path}; Max-Age={spec.ttl_seconds}; HttpOnly; SameSite=Lax"
+    return f"{spec.name}={value}{flags}{'; Secure' if served_over_https() else ''}"
 
 
 def clear_cookie_header(spec: CookieSpec) -> str:
-    return cookie_header(CookieSpec(spec.name, 0, spec.path), "")
+    return cookie_header(replace(spec, ttl_seconds=0), "")
 
 
 @dataclass(frozen=True)
@@ -165,6 +206,12 @@ class Redirect:
 
 
 _sealer: Sealer | None = None
+
+
+@forgotten_on_reset
+def _forget_sealer() -> None:
+    global _sealer
+    _sealer = None
 
 
 def sealer() -> Sealer:

@@ -9,14 +9,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shared.csrf import csrf_token, require_csrf_token, require_same_origin
 from shared.email.link import email_link, emails_instead
-from shared.errors import Conflict, ConnectorError, Gone, InvalidInput, NotSignedIn
+from shared.errors import Conflict, ConnectorError, Forbidden, Gone, InvalidInput, NotSignedIn
 from shared.fhir import FhirClient
-from shared.join import link_for, visit_key
+from shared.join import link_for, visit_keys
 from shared.launch import RELAUNCH, VISIT_TTL_SECONDS, LaunchExpired, NotConfigured
 from shared.microsoft.graph import GraphClient
 from shared.microsoft.meetings import ensure_meeting
-from shared.notifications.optouts import OptOutStore, phone_key
+from shared.notifications.optouts import OptOutStore, phone_keys
 from shared.pages import render
 from shared.settings import Region, get_settings
 from shared.sms.acs import send_sms
@@ -49,7 +50,17 @@ def open_visit(visit_ref: str, session_cookie: str | None,
         raise NotSignedIn("Your Cerner session has ended.", next_step=RELAUNCH) from exc
     if (session["tenant"], session["endpoint"]) != (visit["tenant"], visit["endpoint"]):
         raise NotSignedIn("This visit belongs to another Cerner session.", next_step=RELAUNCH)
+    if not visit.get("ehr_user"):  # sealed before visits named their provider: launch again
+        raise LaunchExpired("This visit link is no longer valid.", next_step=RELAUNCH)
+    if visit["ehr_user"] != session.get("ehr_user"):
+        raise Forbidden("This visit was opened by another provider.",
+                        next_step="Open your own visit from PowerChart: click Teams on the appointment.")
     return visit, session
+
+
+def csrf_binding(visit: dict[str, Any]) -> dict[str, str]:
+    """What a visit page's CSRF token is issued for: the provider and the appointment."""
+    return {"ehr_user": visit["ehr_user"], "appointment": visit["appointment"], "endpoint": visit["endpoint"]}
 
 
 @dataclass(frozen=True)
@@ -70,7 +81,7 @@ def provider_page(visit_ref: str, session_cookie: str | None) -> Page:
                    next_step="Check the schedule in PowerChart; nothing was sent to the patient.")
     meeting = ensure_meeting(GraphClient(visit["tenant"]), endpoint, appointment, context.session["oid"])
     UsageRepository(context.accounts).record(
-        context.region, endpoint.id, visit_key(endpoint.id, appointment.id), appointment.start or datetime.now(UTC),
+        context.region, endpoint.id, visit_keys(endpoint.id, appointment.id), appointment.start or datetime.now(UTC),
         {"provider_joined_at": datetime.now(UTC), "meeting_id": meeting.id, "scheduled_end": appointment.end,
          "department": appointment.location_ids[0] if appointment.location_ids else ""},
         keep_first=("provider_joined_at",),
@@ -87,12 +98,18 @@ def provider_page(visit_ref: str, session_cookie: str | None) -> Page:
         join_browser_url=meeting.join_web_url + ("&" if "?" in meeting.join_web_url else "?") + "webjoin=true",
         visit_ref=visit_ref,
         status_ref=status_ref_for(visit, appointment.start),
+        csrf_token=csrf_token(csrf_binding(visit), VISIT_TTL, "send-link"),
         environment=endpoint.environment,
         lobby_alert_minutes=get_settings().lobby_alert_minutes,
     )
-    policy = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; connect-src 'self'; "
-              "img-src 'self'; base-uri 'none'; form-action 'self'")
-    return Page(html, policy)
+    return Page(html, provider_page_policy(nonce))
+
+
+def provider_page_policy(nonce: str) -> str:
+    """Only the page's own script runs; only the hospitals in PROVIDER_FRAME_ANCESTORS may frame it."""
+    ancestors = get_settings().provider_frame_ancestors or "'none'"
+    return (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; connect-src 'self'; "
+            f"img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}")
 
 
 @dataclass
@@ -122,11 +139,23 @@ def visit_context(visit_ref: str, session_cookie: str | None) -> VisitContext:
     return VisitContext(visit, session, accounts, config, endpoint, config.region(visit["tenant"]))
 
 
-def send_link(visit_ref: str, session_cookie: str | None, now: datetime | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StateChange:
+    """What a browser says about where a state-changing request came from, and the page's CSRF token."""
+
+    origin: str | None = None
+    fetch_site: str | None = None
+    csrf_token: str | None = None
+
+
+def send_link(visit_ref: str, session_cookie: str | None, caller: StateChange,
+              now: datetime | None = None) -> dict[str, Any]:
     """Text the patient their join link once (repeated clicks within a minute send once); email it instead when
     the endpoint emails and the patient has no textable mobile."""
     now = now or datetime.now(UTC)
+    require_same_origin(caller.origin, caller.fetch_site)
     context = visit_context(visit_ref, session_cookie)
+    require_csrf_token(caller.csrf_token, csrf_binding(context.visit), "send-link")
     _require_consents(context)
     fhir = FhirClient(context.endpoint.base_url, context.session["token"])
     appointment = fhir.appointment(context.visit["appointment"])
@@ -140,8 +169,8 @@ def send_link(visit_ref: str, session_cookie: str | None, now: datetime | None =
     ledger = LedgerRepository(context.accounts)
     start = appointment.start or now
     partition = day_partition(context.endpoint.id, start)
-    row = sealer().keyed_hash("link", context.endpoint.id, appointment.id)
-    etag = _claim_link(ledger, context.region, partition, row, now, appointment.end or start)
+    row, previous = _link_row(ledger, context.region, partition, context.endpoint.id, appointment.id)
+    etag = _claim_link(ledger, context.region, partition, row, previous, now, appointment.end or start)
     if etag is None:  # sent (or being sent) by a click within the last minute
         return {"status": "sent", "sent_to": masked(mobile), "repeated": True}
     language = pick_language(patient.language, context.endpoint.default_language)
@@ -149,7 +178,7 @@ def send_link(visit_ref: str, session_cookie: str | None, now: datetime | None =
                       link_for(context.endpoint, appointment))
     _send_claimed(ledger, context, partition, row, etag, mobile, text, now)
     UsageRepository(context.accounts).record(context.region, context.endpoint.id,
-                                             visit_key(context.endpoint.id, appointment.id), start, {"sms_sent": True})
+                                             visit_keys(context.endpoint.id, appointment.id), start, {"sms_sent": True})
     return {"status": "sent", "sent_to": masked(mobile), "repeated": False}
 
 
@@ -175,16 +204,26 @@ def _textable_mobile(context: VisitContext, raw: str) -> str:
         raise InvalidInput("This patient's mobile number is in a country this sending number cannot text.",
                            status=422, next_step="Give the patient the link another way.")
     opted_out = OptOutStore(LedgerRepository(context.accounts)).opted_out(context.region, context.endpoint.sms_number)
-    if phone_key(mobile) in opted_out:
+    if not opted_out.isdisjoint(phone_keys(mobile)):
         raise Conflict("The patient has opted out of texts from this number (they replied STOP).",
                        next_step="Give the patient the link another way; they can reply START to receive texts again.")
     return mobile
 
 
-def _claim_link(ledger: LedgerRepository, region: Region, partition: str, row: str, now: datetime,
-                appointment_end: datetime) -> str | None:
+def _link_row(ledger: LedgerRepository, region: Region, partition: str, endpoint_id: str,
+              appointment_id: str) -> tuple[str, dict[str, Any] | None]:
+    """(row key, row) of the visit's link SMS: under an older hash key if it was sent before a rotation."""
+    keys = sealer().keyed_hashes("link", endpoint_id, appointment_id)
+    for key in keys:
+        row = ledger.get(region, partition, key)
+        if row is not None:
+            return key, row
+    return keys[0], None
+
+
+def _claim_link(ledger: LedgerRepository, region: Region, partition: str, row: str, previous: dict[str, Any] | None,
+                now: datetime, appointment_end: datetime) -> str | None:
     """The etag of our claim on sending the link, or None when a recent click holds it."""
-    previous = ledger.get(region, partition, row)
     recent = previous and previous.get("sent_at") and now - previous["sent_at"] < RESEND_AFTER
     if recent and previous.get("status") in SENT_OR_SENDING:
         return None
@@ -238,10 +277,10 @@ def patient_status(status_ref: str, session_cookie: str | None, now: datetime | 
     endpoint = endpoint_of(config, visit["tenant"], visit["endpoint"])
     region = config.region(visit["tenant"])
     start = datetime.fromisoformat(visit["start"])
-    usage = UsageRepository(accounts).get(region, visit["endpoint"], visit_key(visit["endpoint"], visit["appointment"]),
-                                          start)
-    link = LedgerRepository(accounts).get(region, day_partition(visit["endpoint"], start),
-                                          sealer().keyed_hash("link", visit["endpoint"], visit["appointment"]))
+    keys = visit_keys(visit["endpoint"], visit["appointment"])
+    usage = UsageRepository(accounts).get(region, visit["endpoint"], keys, start)
+    _row, link = _link_row(LedgerRepository(accounts), region, day_partition(visit["endpoint"], start),
+                           visit["endpoint"], visit["appointment"])
     body: dict[str, Any] = {"state": "waiting_for_patient", "text": "Waiting for patient", "alert": False}
     if usage.get("patient_opened_at"):
         opened = usage["patient_opened_at"]

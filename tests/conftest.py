@@ -140,3 +140,18 @@ def join_link_mode(request, graph, accounts) -> str:
     yield request.param
     graph.refuse_app_only_join_link = False
     forget()
+
+
+@pytest.fixture()
+def app_settings(monkeypatch):
+    """Set app settings (environment variables) for in-process handlers; the settings and sealer are re-read."""
+    from shared.runtime import reset_process_state
+
+    def apply(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        reset_process_state()
+
+    yield apply
+    monkeypatch.undo()
+    reset_process_state()

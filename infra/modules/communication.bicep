@@ -41,4 +41,5 @@ resource acs 'Microsoft.Communication/communicationServices@2023-04-01' = {
 }
 
 output name string = acs.name
+output id string = acs.id
 output endpoint string = 'https://${acs.properties.hostName}'

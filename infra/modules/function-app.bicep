@@ -33,6 +33,9 @@ param keyVaultUri string
 
 param acsEndpoint string
 
+@description('Resource ID of the ACS resource; the app accepts only Event Grid events whose topic it is.')
+param acsResourceId string
+
 @allowed([
   'americas'
   'emea'
@@ -81,6 +84,9 @@ param trustedEhrHosts string
 param joinWindowMinutes int
 param linkGraceHours int
 param lobbyAlertMinutes int
+
+@description('Space-separated https origins allowed to embed the provider pages in a frame; empty: none.')
+param providerFrameAncestors string
 
 @allowed([
   512
@@ -135,6 +141,7 @@ var appSettings = {
   HASH_KEY: '@Microsoft.KeyVault(SecretUri=${secretUri}/hash-key/)'
 
   ACS_ENDPOINT: acsEndpoint
+  ACS_RESOURCE_ID: acsResourceId
   SMS_SCHEDULE: smsSchedule
   SMS_RATE_PER_MINUTE: string(smsRatePerMinute)
   SMS_LOOKAHEAD_HOURS: string(smsLookaheadHours)
@@ -148,6 +155,7 @@ var appSettings = {
   JOIN_WINDOW_MINUTES: string(joinWindowMinutes)
   LINK_GRACE_HOURS: string(linkGraceHours)
   LOBBY_ALERT_MINUTES: string(lobbyAlertMinutes)
+  PROVIDER_FRAME_ANCESTORS: providerFrameAncestors
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

@@ -17,7 +17,7 @@ from sandbox.functions_host.functions import (
     event_grid_event,
     log_failure,
 )
-from sandbox.functions_host.host import FunctionsHost
+from sandbox.functions_host.host import FunctionsHost, HostKeys
 from sandbox.functions_host.http import build_app, http_response_from
 from sandbox.functions_host.loading import (
     DEFAULT_ROUTE_PREFIX,
@@ -50,7 +50,7 @@ from sandbox.functions_host.timers import (
 __all__ = [
     "DEFAULT_ROUTE_PREFIX", "EVENT_GRID_TRIGGER", "HTTP_METHODS", "HTTP_TRIGGER", "MAX_BODY_BYTES", "NEVER",
     "SUPPORTED_TRIGGERS", "TIMER_TRIGGER", "CronSchedule", "FunctionEntry", "FunctionFailedError", "FunctionsHost",
-    "HostHandle", "Invocation", "InvocationContext", "RouteParameter", "RouteTemplate", "ScheduleStatus",
+    "HostHandle", "HostKeys", "Invocation", "InvocationContext", "RouteParameter", "RouteTemplate", "ScheduleStatus",
     "TimerState", "TimerStatusStore", "apply_settings", "build_app", "entry_for", "event_grid_event",
     "http_response_from", "load_app", "log_failure", "logger", "main", "read_local_settings", "read_route_prefix",
     "registered_functions", "resolve_setting_refs", "restore_settings", "start_host", "timer_request",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import hmac
+import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,23 @@ from sandbox.functions_host.timers import (
 from sandbox.functions_host.worker import WorkerLoop, cancel_and_wait
 
 
+@dataclass(frozen=True)
+class HostKeys:
+    """The host's keys, as the real host keeps them: the master key (admin API) and the system keys of extensions."""
+
+    master: str
+    event_grid: str  # the `eventgrid_extension` system key, for /runtime/webhooks/eventgrid
+
+    @classmethod
+    def generate(cls) -> HostKeys:
+        return cls(master=secrets.token_urlsafe(32), event_grid=secrets.token_urlsafe(32))
+
+    def admits(self, presented: str | None, *, system: bool = False) -> bool:
+        """Whether a presented key opens the admin API (master key) or a system endpoint (its key or the master)."""
+        candidates = (self.master, self.event_grid) if system else (self.master,)
+        return bool(presented) and any(hmac.compare_digest(presented, key) for key in candidates)
+
+
 class FunctionsHost:
     """The host's state: the app's functions by trigger, timer schedules and statuses, recent invocations."""
 
@@ -63,8 +82,10 @@ class FunctionsHost:
         max_body_bytes: int = MAX_BODY_BYTES,
         past_due_tolerance: float = 1.0,
         clock: Callable[[], datetime] = utc_now,
+        keys: HostKeys | None = None,
     ) -> None:
         self.settings_env = dict(settings_env or {})
+        self.keys = keys or HostKeys.generate()
         self.app_root = app_root or APP_ROOTS.get(function_app) or Path.cwd()
         self.route_prefix = read_route_prefix(self.app_root) if route_prefix is None else route_prefix.strip("/")
         self.max_body_bytes = max_body_bytes

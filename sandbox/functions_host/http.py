@@ -79,12 +79,21 @@ class _Endpoints:
     def __init__(self, host: FunctionsHost) -> None:
         self.host = host
 
+    def _admitted(self, request: Request, *, system: bool = False) -> bool:
+        # Like the real host: the key comes in the x-functions-key header or the `code` query parameter.
+        presented = request.headers.get("x-functions-key") or request.query_params.get("code")
+        return self.host.keys.admits(presented, system=system)
+
     async def list_functions(self, request: Request) -> Response:
         _log_label(request, request.url.path)
+        if not self._admitted(request):
+            return Response(status_code=401)
         return JSONResponse(self.host.describe_functions(str(request.base_url).rstrip("/")))
 
     async def invoke(self, request: Request) -> Response:
         _log_label(request, request.url.path)
+        if not self._admitted(request):
+            return Response(status_code=401)  # the admin API needs the master key
         entry = self.host.function(request.path_params["name"])
         if entry is None:
             return _error(404, "No function of that name.")
@@ -102,6 +111,8 @@ class _Endpoints:
 
     async def event_grid(self, request: Request) -> Response:
         _log_label(request, request.url.path)
+        if not self._admitted(request, system=True):
+            return Response(status_code=401)  # Event Grid's subscription URL carries the eventgrid_extension key
         name = request.query_params.get("functionName", "")
         entry = self.host.function(name)
         if entry is None or entry.trigger != EVENT_GRID_TRIGGER:

@@ -14,10 +14,13 @@ from typing import Any
 import uvicorn
 
 from sandbox.config import STATE_DIR
-from sandbox.functions_host.host import FunctionsHost
+from sandbox.functions_host.host import FunctionsHost, HostKeys
 from sandbox.functions_host.http import build_app
 from sandbox.functions_host.loading import apply_settings, load_app, logger, read_local_settings, restore_settings
 from sandbox.servers import RunningServer, serve
+
+MASTER_KEY_ENV = "SANDBOX_HOST_MASTER_KEY"
+EVENT_GRID_KEY_ENV = "SANDBOX_HOST_EVENTGRID_KEY"
 
 
 @dataclass
@@ -64,6 +67,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--settings", type=Path, help="a local.settings.json-shaped file whose Values are applied")
     parser.add_argument("--state-dir", type=Path, default=STATE_DIR / "timers", help="where timer statuses persist")
+    # Keys on the command line would show in `ps`: they come from the environment, else are made up at start.
+    parser.add_argument("--keys-from-env", action="store_true",
+                        help=f"read the master and Event Grid keys from {MASTER_KEY_ENV} and {EVENT_GRID_KEY_ENV}")
     return parser.parse_args(argv)
 
 
@@ -73,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     values = read_local_settings(args.settings) if args.settings else {}
     apply_settings(values, override=False)
-    host = FunctionsHost(load_app(args.app), {name: os.environ[name] for name in values}, state_dir=args.state_dir)
+    keys = HostKeys(os.environ[MASTER_KEY_ENV], os.environ[EVENT_GRID_KEY_ENV]) if args.keys_from_env else None
+    host = FunctionsHost(load_app(args.app), {name: os.environ[name] for name in values}, state_dir=args.state_dir,
+                         keys=keys)
     server = uvicorn.Server(
         uvicorn.Config(build_app(host), host="127.0.0.1", port=args.port, access_log=False, lifespan="off")
     )

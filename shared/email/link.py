@@ -13,7 +13,7 @@ from shared.email.texts import render_email
 from shared.errors import Conflict, ConnectorError, InvalidInput
 from shared.fhir import Appointment, Patient
 from shared.join import link_for
-from shared.notifications.optouts import OptOutStore, email_key, email_scope
+from shared.notifications.optouts import OptOutStore, email_keys, email_scope
 from shared.notifications.unsubscribe import unsubscribe_url
 from shared.settings import Region, get_settings
 from shared.sms.phone import reachable_from_toll_free, to_e164
@@ -43,7 +43,7 @@ def email_link(accounts: TableAccounts, region: Region, endpoint: FhirEndpoint, 
     """Email the patient their join link once (repeated clicks within a minute send once)."""
     address = normalized(patient.email) or ""
     ledger = LedgerRepository(accounts)
-    if email_key(address) in OptOutStore(ledger).opted_out(region, email_scope(endpoint.id)):
+    if not OptOutStore(ledger).opted_out(region, email_scope(endpoint.id)).isdisjoint(email_keys(address)):
         raise Conflict("The patient unsubscribed from appointment emails.",
                        next_step="Give the patient the link another way.")
     start = appointment.start or now

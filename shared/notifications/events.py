@@ -1,9 +1,11 @@
 """ACS events from Event Grid: SMS delivery reports update the ledger row their tag names; STOP / START replies;
-email delivery reports update the row whose message id (the send operation's id) they carry.
+email delivery reports (from our sender address only) update the row whose message id (the send operation's id)
+they carry.
 
-Event Grid delivers at least once and in any order, so every change is idempotent on the event id and an
-opt-out change older than the recorded one is ignored. Keys arrive in PascalCase (documented samples) or
-camelCase (SDK models): they are read case-insensitively.
+Only events of the deployment's own ACS resource (the event's `topic` is ACS_RESOURCE_ID) about one of our
+sending numbers change anything. Event Grid delivers at least once and in any order, so every change is idempotent
+on the event id and an opt-out change older than the recorded one is ignored. Keys arrive in PascalCase
+(documented samples) or camelCase (SDK models): they are read case-insensitively.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.notifications.optouts import OPTED_IN, OPTED_OUT, OptOutStore, email_key, email_scope
-from shared.settings import Region, get_settings
+from shared.settings import get_settings
 from shared.storage.accounts import TableAccounts, default_accounts
 from shared.storage.config import ConfigRepository
 from shared.storage.ledger import LedgerRepository, parse_message_tag
 from shared.storage.messages import MessageLog
+from shared.tokens import require_safe_keys
 
 DELIVERY_REPORT = "Microsoft.Communication.SMSDeliveryReportReceived"
 RECEIVED = "Microsoft.Communication.SMSReceived"
@@ -25,14 +28,19 @@ EMAIL_DELIVERY_REPORT = "Microsoft.Communication.EmailDeliveryReportReceived"
 # or hard-bounced before); Expanded is a distribution list, not an outcome for a recipient.
 EMAIL_STATUSES = {"delivered": "delivered", "suppressed": OPTED_OUT, "bounced": "failed", "failed": "failed",
                   "quarantined": "failed", "filteredspam": "failed"}
-# Carrier keywords on US toll-free numbers (domain-notes E5).
-STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"})
-START_WORDS = frozenset({"START", "UNSTOP", "YES"})
+# Exactly the keywords ACS documents for toll-free numbers (SMS FAQ, "Opt-out handling"; domain-notes E5): the
+# carrier blocks the sender on STOP and lifts the block on START or UNSTOP. Other words ("cancel", "yes") are
+# ordinary replies: the carrier does not act on them, so neither do we.
+STOP_WORDS = frozenset({"STOP"})
+START_WORDS = frozenset({"START", "UNSTOP"})
 
 
-def handle_sms_event(event_id: str, event_type: str, data: dict[str, Any] | None,
+def handle_sms_event(event_id: str, event_type: str, data: dict[str, Any] | None, topic: str | None,
                      accounts: TableAccounts | None = None) -> str:
     """Apply one ACS SMS event; returns what happened, for the log (never who it concerned)."""
+    require_safe_keys()
+    if not is_our_acs(topic):
+        return "foreign_topic"
     fields = {str(key).lower(): value for key, value in (data or {}).items()}
     accounts = accounts or default_accounts()
     if event_type == DELIVERY_REPORT:
@@ -79,9 +87,13 @@ def delivery_report(event_id: str, fields: dict[str, Any], accounts: TableAccoun
     if parsed is None:
         return "untagged"
     partition, row = parsed
-    region = region_of_endpoint(ConfigRepository(accounts), partition.rsplit("-", 1)[0])
-    if region is None:
+    config = ConfigRepository(accounts)
+    found = config.find_by_id(partition.rsplit("-", 1)[0])
+    if found is None:
         return "unknown_endpoint"
+    if not fields.get("from") or e164(fields["from"]) != found[1].sms_number:
+        return "not_our_number"  # a report about another sender cannot change this endpoint's rows
+    region = config.region(found[0])
     ledger = LedgerRepository(accounts)
     current = ledger.get(region, partition, row)
     if current is None:
@@ -144,6 +156,7 @@ def e164(number: Any) -> str:
     return text if text.startswith("+") else f"+{text}"
 
 
-def region_of_endpoint(config: ConfigRepository, endpoint_id: str) -> Region | None:
-    found = config.find_by_id(endpoint_id)
-    return config.region(found[0]) if found else None
+def is_our_acs(topic: str | None) -> bool:
+    """Whether the event comes from the deployment's ACS resource (resource ids compare case-insensitively)."""
+    ours = get_settings().acs_resource_id.strip().rstrip("/").lower()
+    return bool(ours) and (topic or "").strip().rstrip("/").lower() == ours

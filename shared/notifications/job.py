@@ -17,10 +17,10 @@ from azure.core.exceptions import AzureError
 from shared.email.address import normalized
 from shared.errors import ConnectorError, DependencyFailed, DependencyTimeout, NotSignedIn
 from shared.fhir import Appointment, FhirClient, Patient
-from shared.join import visit_key
+from shared.join import visit_key, visit_keys
 from shared.notifications.courier import Courier, Outbound, new_row
 from shared.notifications.dispatch import Dispatcher
-from shared.notifications.optouts import OPTED_OUT, OptOutStore, email_key, email_scope, phone_key
+from shared.notifications.optouts import OPTED_OUT, OptOutStore, email_keys, email_scope, phone_keys
 from shared.notifications.planning import LedgerRow, Policy, Send, Slot, iso, plan_appointment
 from shared.notifications.report import RunReport
 from shared.settings import Region, Settings, get_settings
@@ -33,7 +33,7 @@ from shared.storage.ledger import LedgerRepository, day_partition
 from shared.storage.messages import MessageLog
 from shared.storage.runs import RunRecord, RunRepository
 from shared.storage.usage import UsageRepository
-from shared.tokens import sealer
+from shared.tokens import require_safe_keys, sealer
 
 SEARCH_MARGIN = timedelta(minutes=5)  # clock skew between us and Cerner
 ROWS_BEFORE = timedelta(days=1)  # ledger days read before today: a confirmed appointment may have moved
@@ -91,8 +91,9 @@ def run_notifications(now: datetime, *, max_seconds: float = DEFAULT_MAX_SECONDS
     Safe to run twice, late, or twice at once: the ledger lets each message out once (see courier.py).
     """
     started = time.monotonic()
-    accounts = accounts or default_accounts()
     settings = get_settings()
+    require_safe_keys(settings)  # hashes made with a published key could be matched against a list of numbers
+    accounts = accounts or default_accounts()
     ledger = LedgerRepository(accounts)
     report = RunReport()
     outbounds: list[Outbound] = []
@@ -162,7 +163,8 @@ def record_usage(usage: UsageRepository, outbound: Outbound) -> None:
         fields["scheduled_end"] = appointment.end
     if appointment.location_ids:
         fields["department"] = appointment.location_ids[0]
-    usage.record(outbound.region, outbound.endpoint.id, outbound.visit, appointment.start, fields)
+    usage.record(outbound.region, outbound.endpoint.id, visit_keys(outbound.endpoint.id, appointment.id),
+                 appointment.start, fields)
 
 
 def is_toll_free(number: str) -> bool:
@@ -196,7 +198,7 @@ class EndpointRun:
         rows = self._rows()
         planned: list[tuple[Appointment, Send, str]] = []
         for appointment in appointments:
-            visit_rows = rows.get(self._visit(appointment), [])
+            visit_rows = [row for key in visit_keys(self.endpoint.id, appointment.id) for row in rows.get(key, [])]
             for channel in self.channels:  # each channel has its own messages and rows, planned alike
                 channel_rows = [row for row in visit_rows if row.channel == channel]
                 if channel == "sms" and any(row.status in ("sent", "delivered") for row in channel_rows):
@@ -257,17 +259,17 @@ class EndpointRun:
             self._visits[appointment.id] = visit_key(self.endpoint.id, appointment.id)
         return self._visits[appointment.id]
 
-    def _row_key(self, appointment: Appointment, slot: Slot, channel: str = "sms") -> str:
-        """The ledger key of one message: a keyed hash of channel, endpoint, appointment, kind (and offset or
-        version, start)."""
-        return sealer().keyed_hash(channel, self.endpoint.id, appointment.id, *slot.key_parts)
+    def _row_keys(self, appointment: Appointment, slot: Slot, channel: str = "sms") -> tuple[str, ...]:
+        """A message's ledger keys (keyed hash of channel, endpoint, appointment, kind and offset or version, start),
+        active hash key first."""
+        return sealer().keyed_hashes(channel, self.endpoint.id, appointment.id, *slot.key_parts)
 
     # planning --------------------------------------------------------------------------------------------------
 
     def _plan(self, appointment: Appointment, rows: list[LedgerRow], channel: str = "sms") -> list[Send]:
         """Plan one appointment on one channel and write what planning decided about its older rows."""
         plan = plan_appointment(appointment, rows, self.policy, self.now,
-                                lambda slot: self._row_key(appointment, slot, channel))
+                                lambda slot: self._row_keys(appointment, slot, channel))
         for row, status, reason in plan.closes:
             self.ledger.merge(self.region, row.partition, row.row, {"status": status, "detail": reason}, etag=row.etag)
         for row in plan.stale_ends:  # moved later: keep its rows until the new end
@@ -316,7 +318,7 @@ class EndpointRun:
         address = normalized(patient.email)
         if address is None:
             return "", "no_email"
-        if email_key(address) in opted_out:
+        if not opted_out.isdisjoint(email_keys(address)):
             return "", OPTED_OUT
         return address, ""
 
@@ -327,7 +329,7 @@ class EndpointRun:
             return "", "no_mobile"
         if is_toll_free(self.endpoint.sms_number) and not reachable_from_toll_free(mobile):
             return "", "unreachable"
-        if phone_key(mobile) in opted_out:
+        if not opted_out.isdisjoint(phone_keys(mobile)):
             return "", OPTED_OUT
         return mobile, ""
 

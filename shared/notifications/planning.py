@@ -144,11 +144,17 @@ class Plan:
     in_flight: int = 0
 
 
-RowKey = Callable[[Slot], str]
+# A slot's ledger keys: the one a new row takes first, then those it had under older hash keys (rotation).
+RowKeys = Callable[[Slot], tuple[str, ...]]
+
+
+def recorded(slot: Slot, existing: set[str], row_keys: RowKeys) -> bool:
+    """Whether the slot has a ledger row under any of its keys."""
+    return not existing.isdisjoint(row_keys(slot))
 
 
 def plan_appointment(appointment: Appointment, rows: list[LedgerRow], policy: Policy, now: datetime,
-                     row_key: RowKey) -> Plan:
+                     row_keys: RowKeys) -> Plan:
     """The plan for one appointment at `now`."""
     plan = Plan()
     start = appointment.start
@@ -162,13 +168,13 @@ def plan_appointment(appointment: Appointment, rows: list[LedgerRow], policy: Po
     rows = _plan_retries(plan, appointment, rows, policy, now)
     if plan.sends or plan.deferred:
         return plan
-    slot = next_message(appointment, rows, policy, now, row_key)
+    slot = next_message(appointment, rows, policy, now, row_keys)
     if slot is None:
         return plan
     if defer_until(now, start, policy.quiet, policy.zone) is not None:
         plan.deferred = 1
         return plan
-    plan.sends.append(Send(slot, row_key(slot)))
+    plan.sends.append(Send(slot, row_keys(slot)[0]))
     return plan
 
 
@@ -232,7 +238,7 @@ def still_due(row: LedgerRow, appointment: Appointment, policy: Policy, now: dat
 
 
 def next_message(appointment: Appointment, rows: list[LedgerRow], policy: Policy, now: datetime,
-                 row_key: RowKey) -> Slot | None:
+                 row_keys: RowKeys) -> Slot | None:
     """The one new message due for the appointment at `now`, if any."""
     start = appointment.start
     if start is None or start <= now:
@@ -240,32 +246,32 @@ def next_message(appointment: Appointment, rows: list[LedgerRow], policy: Policy
     existing = {r.row for r in rows}
     if appointment.cancelled:
         slot = Slot("cancellation", start)
-        wanted = policy.confirmations_on and told(rows) and row_key(slot) not in existing
+        wanted = policy.confirmations_on and told(rows) and not recorded(slot, existing, row_keys)
         return slot if wanted else None
     if appointment.status != "booked":
         return None
-    notice = _notice(appointment, rows, policy, row_key, existing)
+    notice = _notice(appointment, rows, policy, row_keys, existing)
     if notice is not None:
         return notice
     offset = current_reminder(policy.offsets, start, now)
     if offset is None:
         return None
     slot = Slot("reminder", start, offset=offset)
-    return None if row_key(slot) in existing or superseded(slot, rows) else slot
+    return None if recorded(slot, existing, row_keys) or superseded(slot, rows) else slot
 
 
-def _notice(appointment: Appointment, rows: list[LedgerRow], policy: Policy, row_key: RowKey,
+def _notice(appointment: Appointment, rows: list[LedgerRow], policy: Policy, row_keys: RowKeys,
             existing: set[str]) -> Slot | None:
     if not policy.confirmations_on or appointment.start is None:
         return None
     confirmation = Slot("confirmation", appointment.start)
-    if row_key(confirmation) not in existing:
+    if not recorded(confirmation, existing, row_keys):
         return confirmation
     last = told_start(rows)
     if last is None or last == appointment.start:
         return None
     slot = Slot("reschedule", appointment.start, version=appointment.version)
-    return None if row_key(slot) in existing else slot
+    return None if recorded(slot, existing, row_keys) else slot
 
 
 def told(rows: list[LedgerRow]) -> bool:

@@ -22,6 +22,7 @@ from shared.settings import Region
 from shared.storage.accounts import TableAccounts, default_accounts
 from shared.storage.config import ConfigRepository, FhirEndpoint
 from shared.storage.usage import UsageRepository
+from shared.tokens import require_safe_keys
 
 log = logging.getLogger("connector")
 
@@ -191,6 +192,7 @@ def settle(usage: UsageRepository, graph: GraphClient, region: Region, endpoint:
 
 def reconcile_attendance(now: datetime, accounts: TableAccounts | None = None) -> ReconcileSummary:
     """For every organization's endpoint: settle visits of the last 3 days that ended over 15 minutes ago."""
+    require_safe_keys()
     accounts = accounts or default_accounts()
     config, usage = ConfigRepository(accounts), UsageRepository(accounts)
     summary = ReconcileSummary()

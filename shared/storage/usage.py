@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,12 +23,14 @@ class UsageRepository:
     def __init__(self, accounts: TableAccounts):
         self.accounts = accounts
 
-    def record(self, region: Region, endpoint_id: str, visit_key: str, scheduled_start: datetime,
+    def record(self, region: Region, endpoint_id: str, visit_key: str | Sequence[str], scheduled_start: datetime,
                fields: dict[str, Any], keep_first: tuple[str, ...] = ()) -> dict[str, Any]:
-        """Merge event times into the visit's row; fields in keep_first keep their earliest value."""
+        """Merge event times into the visit's row (the first of its keys with one); keep_first fields keep theirs."""
+        # Several keys are the visit under each hash key, active first: a visit recorded before a rotation keeps
+        # its one row; a new row takes the first key.
         table = self.accounts.table(TABLE, region)
         partition = day_partition(endpoint_id, scheduled_start)
-        current = entities.get(table, partition, visit_key) or {}
+        visit_key, current = self._find(table, partition, visit_key)
         update = {k: v for k, v in fields.items() if not (k in keep_first and current.get(k))}
         entity = {"PartitionKey": partition, "RowKey": visit_key, "Kind": "visit",
                   "scheduled_start": scheduled_start, **update}
@@ -35,9 +38,21 @@ class UsageRepository:
         table.upsert_entity(entity, mode=UpdateMode.MERGE)
         return {**current, **entity}
 
-    def get(self, region: Region, endpoint_id: str, visit_key: str, scheduled_start: datetime) -> dict[str, Any]:
+    def get(self, region: Region, endpoint_id: str, visit_key: str | Sequence[str],
+            scheduled_start: datetime) -> dict[str, Any]:
+        """The visit's row under the first of its keys that has one, or {}."""
         table = self.accounts.table(TABLE, region)
-        return entities.get(table, day_partition(endpoint_id, scheduled_start), visit_key) or {}
+        return self._find(table, day_partition(endpoint_id, scheduled_start), visit_key)[1]
+
+    @staticmethod
+    def _find(table, partition: str, visit_key: str | Sequence[str]) -> tuple[str, dict[str, Any]]:
+        """(row key, entity) of the first key with a row, else (the first key, {})."""
+        keys = (visit_key,) if isinstance(visit_key, str) else tuple(visit_key)
+        for key in keys:
+            found = entities.get(table, partition, key)
+            if found:
+                return key, found
+        return keys[0], {}
 
     def between(self, region: Region, endpoint_ids: list[str], start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Visits scheduled in [start, end) for these endpoints (for the usage report)."""

@@ -234,7 +234,8 @@ def test_deploy_generates_the_app_keys_and_stores_given_secrets(deployed: FirstD
     secrets = deployed.state["secrets"]
     key_id, _, seal_key = secrets["seal-keys"].partition(":")
     assert key_id == "k1" and len(base64.b64decode(seal_key)) == 32
-    assert len(base64.b64decode(secrets["hash-key"])) == 32
+    hash_key_id, _, hash_key = secrets["hash-key"].partition(":")
+    assert hash_key_id == "h1" and len(base64.b64decode(hash_key)) == 32
     assert secrets["smart-client-secret"] == "cerner-provider-secret-value"
     assert "cerner-provider-secret-value" not in all_argv_text(deployed.state)
     assert seal_key not in all_argv_text(deployed.state)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
@@ -14,6 +15,7 @@ from shared.storage.config import FhirEndpoint
 
 PROVIDER = "dr.grey@contoso-health.example"
 PRACTITIONER = "12742069"
+OTHER_PRACTITIONER = "4122622"
 
 
 def launch_url(sandbox, launch: str, iss: str | None = None, **extra: str) -> str:
@@ -81,3 +83,8 @@ def linked_ehr_users(accounts, cerner: Cerner) -> list[dict]:
     """EHR users linked under the tenant's endpoint."""
     table = accounts.table("ehrusers", "americas")
     return [dict(row) for row in table.list_entities() if row["PartitionKey"] == cerner.endpoint.id]
+
+
+def send_link_headers(page: str) -> dict[str, str]:
+    """The headers the visit page's script sends with "Send link to patient": JSON, and the page's CSRF token."""
+    return {"accept": "application/json", "X-CSRF-Token": re.search(r'csrfToken = "([^"]+)"', page).group(1)}

@@ -13,7 +13,8 @@ def test_health_is_200_with_every_part_named(sandbox):
     response = httpx.get(f"{sandbox.world.host_url}/api/health", timeout=30)
     assert response.status_code == 200
     parts = response.json()["parts"]
-    assert set(parts) == {"storage:app", "storage:americas", "storage:emea", "storage:apac", "entra", "graph", "acs"}
+    assert set(parts) == {"keys", "storage:app", "storage:americas", "storage:emea", "storage:apac", "entra", "graph",
+                          "acs"}
     assert all(part["ok"] for part in parts.values())
 
 

@@ -17,7 +17,7 @@ import pytest
 from sandbox import config
 from sandbox.entra import NO_ROLE_UPN, OTHER_ADMIN_UPN, REPORTS_READER_UPN
 from shared.sms.phone import to_e164
-from tests.integration.launching import PROVIDER, launch_url
+from tests.integration.launching import PROVIDER, launch_url, send_link_headers
 from tests.integration.portal_client import JSON, Portal, sign_in
 from tests.waiting import wait_until
 
@@ -96,7 +96,7 @@ def clinic(sandbox) -> Clinic:
             page = launch(sandbox, oracle, browser, completed)
             meeting_id = re.search(r"/meet/([A-Za-z0-9_-]+)", page).group(1)
             send = re.search(r'sendUrl = "([^"]+)"', page).group(1)
-            sent = browser.post(sandbox.world.host_url + send, headers=JSON)
+            sent = browser.post(sandbox.world.host_url + send, headers=send_link_headers(page))
             assert sent.status_code == 200, sent.text
             launch(sandbox, oracle, browser, no_show)  # the provider opens it; nobody joins
     finally:
@@ -109,7 +109,8 @@ def clinic(sandbox) -> Clinic:
     typed_name = oracle.resource("Patient", patient_id, TENANT)["name"][0]["text"]
     hold_the_visit(graph, meeting_id, urlsplit(lobby.headers["location"]).path.rsplit("/", 1)[-1], typed_name)
 
-    ran = httpx.post(f"{sandbox.world.host_url}/admin/functions/usage_reconcile", json={})
+    ran = httpx.post(f"{sandbox.world.host_url}/admin/functions/usage_reconcile", json={},
+                     headers={"x-functions-key": sandbox.host_keys.master})
     assert ran.status_code == 202
     yield Clinic(department, patient_secrets(oracle, patient_id, [completed, no_show]) | {typed_name})
     graph.call_records_page_size, graph.sessions_page_size = pages

@@ -16,7 +16,13 @@ from sandbox import config
 from sandbox.oracle.resources import PatientSpec
 from shared.sms.phone import to_e164
 from shared.storage.config import ConfigRepository, endpoint_id_for
-from tests.integration.launching import PRACTITIONER, launch_url, new_appointment, todays_appointments
+from tests.integration.launching import (
+    PRACTITIONER,
+    launch_url,
+    new_appointment,
+    send_link_headers,
+    todays_appointments,
+)
 from tests.integration.portal_client import sign_in
 from tests.waiting import PATIENCE, wait_until
 
@@ -52,6 +58,7 @@ def open_visit(sandbox, oracle, browser, appointment_id: str) -> tuple[str, str,
     assert page.status_code == 200, page.text
     send = re.search(r'sendUrl = "([^"]+)"', page.text).group(1)
     status = re.search(r'statusUrl = "([^"]+)"', page.text).group(1)
+    browser.headers.update(send_link_headers(page.text))  # the page's script sends its token with every POST
     return page.text, sandbox.world.host_url + send, sandbox.world.host_url + status
 
 
@@ -75,7 +82,8 @@ def test_send_link_texts_the_patient_once_and_the_link_leads_to_the_lobby(sandbo
     meeting_id = re.search(r'id="join-teams" href="[^"]*/meet/([^"?&]+)', page).group(1)
 
     assert browser.get(status, headers={"accept": "application/json"}).json()["state"] == "waiting_for_patient"
-    first = browser.post(send, headers={"accept": "application/json"})
+    # As the page's script does it: same origin, with the page's CSRF token (open_visit put it in the headers).
+    first = browser.post(send, headers={"Origin": sandbox.world.host_url, "Sec-Fetch-Site": "same-origin"})
     assert first.status_code == 200, first.text
     assert first.json()["sent_to"] == f"•••• {mobile[-4:]}"
     again = browser.post(send, headers={"accept": "application/json"})
@@ -213,14 +221,21 @@ def test_status_without_the_provider_session_is_refused(sandbox, oracle, browser
     response = httpx.get(status, headers={"accept": "application/json"})
     assert response.status_code == 401
     # The Cerner session (570 s) ends while the page keeps polling: still a 401, never a 500.
-    ended = httpx.get(status, headers={"accept": "application/json"}, cookies={"ehr_session": "k1.AAAAexpired"})
+    session = dict(browser.cookies)["ehr_session"]
+    assert browser.get(status, headers={"accept": "application/json"}).status_code == 200, "the genuine session works"
+    from sandbox.seed import sandbox_settings
+    from shared.tokens import Sealer
+
+    sealer = Sealer(sandbox_settings(sandbox))
+    expired = sealer.seal_json(sealer.open_json(session, "ehr-session"), -1, "ehr-session")
+    ended = httpx.get(status, headers={"accept": "application/json"}, cookies={"ehr_session": expired})
     assert ended.status_code == 401 and "session has ended" in ended.json()["message"]
 
 
 @pytest.mark.parametrize("path", ["not-a-token", "A" * 64, "A" * 200, "..%2F..%2Fetc", "%00", "x/y/z"])
 def test_bad_join_links_get_a_friendly_page(sandbox, path):
     response = httpx.get(f"{sandbox.world.host_url}/api/join/{path}", headers={"accept-language": "es-MX,es;q=0.9"})
-    assert response.status_code in (404, 410)
+    assert response.status_code == 404, "a link that does not open is not found (410 is only for genuine links)"
     assert "Este enlace" in response.text and "Traceback" not in response.text
 
 
@@ -229,7 +244,7 @@ def test_bad_join_links_get_a_friendly_page(sandbox, path):
 def test_random_join_paths_never_give_a_5xx(sandbox, path):
     url = f"{sandbox.world.host_url}/api/join/{quote(path, safe='/')}"
     response = httpx.get(url, follow_redirects=False, timeout=10)
-    assert response.status_code < 500, (path, response.status_code)
+    assert response.status_code == 404, (path, response.status_code)
 
 
 def sealed_link(sandbox, appointment_id: str, expires_in: timedelta = timedelta(hours=6)) -> str:
@@ -264,10 +279,40 @@ def test_cancelled_appointment_link_gets_a_friendly_page(sandbox, oracle):
     assert expected in response.text
 
 
-def test_expired_link_gets_a_friendly_page_in_the_browser_language(sandbox, oracle):
-    response = httpx.get(sealed_link(sandbox, todays_appointments(oracle)[0], -timedelta(minutes=5)),
+EXPIRED = {"en": "This link has expired", "es": "Este enlace ha caducado", "pt-BR": "Este link expirou"}
+EARLY = {"en": "Come back at", "es": "Vuelva a las", "pt-BR": "Volte"}
+
+
+def test_a_link_to_an_appointment_that_ended_gets_the_expired_page_in_the_patients_language(sandbox, oracle):
+    ended, _name, _mobile = new_appointment(oracle, minutes_from_now=-5 * 60, skip=2)
+    response = httpx.get(sealed_link(sandbox, ended, -timedelta(minutes=5)),
                          headers={"accept-language": "pt-BR,pt;q=0.9,en;q=0.5"})
-    assert response.status_code == 410 and "Este link expirou" in response.text
+    assert response.status_code == 410 and EXPIRED[language_of(oracle, ended)] in response.text
+
+
+def test_a_fulfilled_appointments_link_says_it_has_ended_in_the_patients_language(sandbox, oracle):
+    appointment, _name, _mobile = new_appointment(oracle, minutes_from_now=5, skip=4)
+    oracle.set_status(appointment, "fulfilled")
+    response = httpx.get(sealed_link(sandbox, appointment), follow_redirects=False)
+    assert response.status_code == 410 and EXPIRED[language_of(oracle, appointment)] in response.text
+
+
+def test_an_old_link_follows_its_appointment_when_it_moves_later(sandbox, oracle):
+    appointment, _name, _mobile = new_appointment(oracle, minutes_from_now=-4 * 60, skip=6)
+    link = sealed_link(sandbox, appointment, -timedelta(minutes=30))  # sealed for the old time: expired
+    later = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=1)
+    oracle.reschedule(appointment, later, later + timedelta(minutes=20))
+    response = httpx.get(link, follow_redirects=False)
+    assert response.status_code == 200 and EARLY[language_of(oracle, appointment)] in response.text
+
+
+def test_a_link_to_an_appointment_moved_earlier_that_has_ended_gets_the_expired_page(sandbox, oracle):
+    appointment, _name, _mobile = new_appointment(oracle, minutes_from_now=60, skip=7)
+    link = sealed_link(sandbox, appointment)  # still valid for the old time
+    earlier = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=5)
+    oracle.reschedule(appointment, earlier, earlier + timedelta(minutes=20))
+    response = httpx.get(link, follow_redirects=False)
+    assert response.status_code == 410 and EXPIRED[language_of(oracle, appointment)] in response.text
 
 
 def test_link_to_an_appointment_cerner_does_not_have_says_the_link_is_not_valid(sandbox):

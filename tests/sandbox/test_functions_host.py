@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandbox.functions_host import FunctionFailedError, HostHandle, start_host
+from sandbox.functions_host import FunctionFailedError, HostHandle, HostKeys, start_host
 from sandbox.servers import free_port, wait_for_port
 from tests.sandbox.sample_app import Recorder, make_app
 from tests.waiting import wait_until
@@ -44,6 +44,19 @@ def client(host: tuple[HostHandle, Recorder]) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def seen(host: tuple[HostHandle, Recorder]) -> Recorder:
     return host[1]
+
+
+@pytest.fixture(scope="module")
+def keys(host: tuple[HostHandle, Recorder]) -> HostKeys:
+    """The host's master key (admin API) and Event Grid system key."""
+    return host[0].host.keys
+
+
+@pytest.fixture(scope="module")
+def admin(host: tuple[HostHandle, Recorder], keys: HostKeys) -> Iterator[httpx.Client]:
+    """A client of the admin API, presenting the master key as the real host requires."""
+    with httpx.Client(base_url=host[0].url, timeout=10, headers={"x-functions-key": keys.master}) as client:
+        yield client
 
 
 # HTTP triggers
@@ -146,7 +159,8 @@ def test_settings_reach_the_function(client: httpx.Client) -> None:
 # Event Grid
 
 
-def test_event_grid_delivery_calls_the_function_once_per_event(client: httpx.Client, seen: Recorder) -> None:
+def test_event_grid_delivery_calls_the_function_once_per_event(client: httpx.Client, seen: Recorder,
+                                                               keys: HostKeys) -> None:
     events = [
         {
             "id": f"evt-{n}",
@@ -161,7 +175,7 @@ def test_event_grid_delivery_calls_the_function_once_per_event(client: httpx.Cli
     ]
     response = client.post(
         "/runtime/webhooks/eventgrid",
-        params={"functionName": "on_delivery_report"},
+        params={"functionName": "on_delivery_report", "code": keys.event_grid},
         json=events,
         headers={"aeg-event-type": "Notification"},
     )
@@ -173,7 +187,7 @@ def test_event_grid_delivery_calls_the_function_once_per_event(client: httpx.Cli
     assert received[0]["event_time"].year == 2024
 
 
-def test_event_grid_subscription_validation_echoes_the_code(client: httpx.Client) -> None:
+def test_event_grid_subscription_validation_echoes_the_code(client: httpx.Client, keys: HostKeys) -> None:
     validation = [
         {
             "id": "v1",
@@ -186,23 +200,47 @@ def test_event_grid_subscription_validation_echoes_the_code(client: httpx.Client
         }
     ]
     response = client.post(
-        "/runtime/webhooks/eventgrid?functionName=on_delivery_report",
+        f"/runtime/webhooks/eventgrid?functionName=on_delivery_report&code={keys.event_grid}",
         json=validation,
         headers={"aeg-event-type": "SubscriptionValidation"},
     )
     assert response.json() == {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}
 
 
-def test_event_grid_for_an_unknown_function_is_404(client: httpx.Client) -> None:
-    response = client.post("/runtime/webhooks/eventgrid?functionName=nope", json=[], headers={"aeg-event-type": "x"})
+def test_event_grid_for_an_unknown_function_is_404(client: httpx.Client, keys: HostKeys) -> None:
+    response = client.post("/runtime/webhooks/eventgrid?functionName=nope", json=[],
+                           headers={"aeg-event-type": "x", "x-functions-key": keys.event_grid})
     assert response.status_code == 404
+
+
+def test_event_grid_webhook_needs_the_system_key(client: httpx.Client, seen: Recorder, keys: HostKeys) -> None:
+    event = {"id": "evt-nokey", "topic": "/subscriptions/0000", "subject": "s", "eventType": "x",
+             "eventTime": "2024-05-01T10:00:00Z", "data": {}, "dataVersion": "1.0"}
+    for code in (None, "wrong", keys.master[:-1]):
+        params = {"functionName": "on_delivery_report", **({"code": code} if code else {})}
+        response = client.post("/runtime/webhooks/eventgrid", params=params, json=[event],
+                               headers={"aeg-event-type": "Notification"})
+        assert response.status_code == 401
+    assert "evt-nokey" not in [e["id"] for e in seen.seen("on_delivery_report")]
+    with_master = client.post("/runtime/webhooks/eventgrid", params={"functionName": "on_delivery_report"},
+                              json=[event], headers={"aeg-event-type": "Notification", "x-functions-key": keys.master})
+    assert with_master.status_code == 202, "the master key opens system endpoints too"
+
+
+def test_admin_api_needs_the_master_key(client: httpx.Client, seen: Recorder, keys: HostKeys) -> None:
+    assert client.get("/admin/functions").status_code == 401
+    assert client.get("/admin/functions", headers={"x-functions-key": keys.event_grid}).status_code == 401
+    runs = len(seen.seen("yearly"))
+    assert client.post("/admin/functions/yearly", json={"input": None}).status_code == 401
+    assert client.post("/admin/functions/yearly", params={"code": "nope"}, json={"input": None}).status_code == 401
+    assert len(seen.seen("yearly")) == runs
 
 
 # Admin
 
 
-def test_admin_lists_functions_with_triggers_routes_and_schedules(client: httpx.Client) -> None:
-    listed = {function["name"]: function for function in client.get("/admin/functions").json()}
+def test_admin_lists_functions_with_triggers_routes_and_schedules(admin: httpx.Client) -> None:
+    listed = {function["name"]: function for function in admin.get("/admin/functions").json()}
     assert listed["item"]["trigger"] == "httpTrigger"
     assert listed["item"]["route"] == "api/items/{id:int}" and listed["item"]["methods"] == ["GET", "POST"]
     assert listed["on_delivery_report"]["trigger"] == "eventGridTrigger"
@@ -212,15 +250,15 @@ def test_admin_lists_functions_with_triggers_routes_and_schedules(client: httpx.
     assert "%SAMPLE_MISSING_SETTING%" in listed["unresolved"]["error"]
 
 
-def test_admin_runs_a_timer_now_with_past_due_false(client: httpx.Client, seen: Recorder) -> None:
+def test_admin_runs_a_timer_now_with_past_due_false(admin: httpx.Client, seen: Recorder) -> None:
     assert not seen.seen("yearly")
-    response = client.post("/admin/functions/yearly", json={"input": None})
+    response = admin.post("/admin/functions/yearly", json={"input": None})
     assert response.status_code == 202
     assert seen.wait_for("yearly")[0]["past_due"] is False
 
 
-def test_admin_for_an_unknown_function_is_404(client: httpx.Client) -> None:
-    assert client.post("/admin/functions/nope", json={"input": None}).status_code == 404
+def test_admin_for_an_unknown_function_is_404(admin: httpx.Client) -> None:
+    assert admin.post("/admin/functions/nope", json={"input": None}).status_code == 404
 
 
 def test_run_function_runs_in_process_and_reports_failures(host: tuple[HostHandle, Recorder], seen: Recorder) -> None:

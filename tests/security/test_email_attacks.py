@@ -87,7 +87,7 @@ def test_a_delivery_report_from_another_sender_changes_nothing(sandbox, accounts
     before = optout_rows(accounts)
     outcome = handle_sms_event("evt-forged-1", "Microsoft.Communication.EmailDeliveryReportReceived", {
         "sender": "DoNotReply@attacker.example", "recipient": ADDRESS, "messageId": message_id,
-        "status": "Suppressed"}, accounts)
+        "status": "Suppressed"}, config.ACS_RESOURCE_ID, accounts)
     assert outcome == "not_ours"
     assert ledger.get("americas", partition, row)["status"] == "sent"
     assert optout_rows(accounts) == before, "no opt-out recorded for the named recipient"
