@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from sandbox.entra import REPORTS_READER_UPN
 from shared.storage.config import ConfigRepository
 from shared.storage.messages import MessageLog
 from shared.storage.usage import UsageRepository
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "status-reports"
@@ -50,20 +50,20 @@ def a_week_of_visits_and_texts(accounts) -> None:
                 log.delivered(region, endpoint.id, row, "failed" if (day + slot) % 5 == 0 else "delivered", sent, sent)
 
 
-def last_run_recorded(context, host: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+def last_run_recorded(context, host: str) -> None:
+    def recorded() -> bool:
         current = context.request.get(f"{host}/api/portal/status?format=json").json()
-        if all(e["last_run"] for e in current["endpoints"] if e["sms_on"]) or time.monotonic() > deadline:
-            return
-        time.sleep(0.5)
+        return all(e["last_run"] for e in current["endpoints"] if e["sms_on"])
+
+    assert wait_until(recorded, interval=0.5), "the run was recorded"
 
 
 def test_a_reports_reader_sees_the_status_the_charts_and_the_sms_report_without_scripts(sandbox, accounts,
                                                                                          new_context):
     host = sandbox.world.host_url
     a_week_of_visits_and_texts(accounts)
-    ran = httpx.post(f"{host}/admin/functions/sms_notifications", json={}, timeout=10)
+    ran = httpx.post(f"{host}/admin/functions/sms_notifications", json={}, timeout=10,
+                     headers={"x-functions-key": sandbox.host_keys.master})
     assert ran.status_code == 202
     context = new_context(viewport={"width": 1100, "height": 900}, java_script_enabled=False)
     page = context.new_page()

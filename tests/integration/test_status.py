@@ -3,7 +3,6 @@ verification and a revoked Teams access policy, as a Reports Reader sees them (J
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -15,6 +14,7 @@ from sandbox.seed import DEMO_SMS_NUMBER
 from shared.portal.sms import NumberRecord, NumberRepository
 from shared.storage.config import ConfigRepository, JoinLinkChoice
 from tests.integration.portal_client import JSON, Portal, sign_in
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +30,20 @@ def status(reader: Portal) -> dict:
     return response.json()
 
 
-def run_job_and_wait(sandbox, reader: Portal, after: datetime, timeout: float = 60) -> dict:
+def run_job_and_wait(sandbox, reader: Portal, after: datetime) -> dict:
     """Fire the reminder timer through the host and wait until every SMS endpoint shows a run newer than `after`."""
-    ran = httpx.post(f"{sandbox.world.host_url}/admin/functions/sms_notifications", json={}, timeout=10)
+    ran = httpx.post(f"{sandbox.world.host_url}/admin/functions/sms_notifications", json={}, timeout=10,
+                     headers={"x-functions-key": sandbox.host_keys.master})
     assert ran.status_code == 202
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def done() -> dict | None:
         current = status(reader)
         runs = [e["last_run"] for e in current["endpoints"] if e["sms_on"]]
-        if runs and all(r and datetime.fromisoformat(r["run_at"]) > after for r in runs):
-            return current
-        assert time.monotonic() < deadline, current
-        time.sleep(0.3)
+        return current if runs and all(r and datetime.fromisoformat(r["run_at"]) > after for r in runs) else None
+
+    current = wait_until(done, interval=0.3)
+    assert current, "the run was recorded for every SMS endpoint"
+    return current
 
 
 def test_a_run_that_could_not_reach_cerner_shows_red_with_its_error_code_then_green_again(sandbox, reader, oracle):
