@@ -14,9 +14,10 @@ from functions.responses import (
     query,
     redirect_response,
     request_cookie,
+    wants_json,
 )
-from shared.errors import ConnectorError
-from shared.portal import auth, endpoints, licence, pages, records, sms
+from shared.errors import ConnectorError, NotSignedIn
+from shared.portal import auth, endpoints, licence, pages, records, sms, status
 from shared.portal.inputs import MAX_BODY_BYTES
 
 bp = func.Blueprint()
@@ -207,3 +208,23 @@ def portal_records(req: func.HttpRequest) -> func.HttpResponse:
 @json_api
 def portal_licence(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(licence.portal_licence(credentials(req)))
+
+
+@bp.route(route="portal/status", methods=["GET"], auth_level=ANONYMOUS)
+@friendly_errors
+def portal_status(req: func.HttpRequest) -> func.HttpResponse:
+    """The status page for people, or the same checks as JSON (format=json or Accept: application/json)."""
+    output = "json" if query(req).get("format") == "json" or wants_json(req) else "html"
+    try:
+        body = status.status_view(credentials(req), output)
+    except NotSignedIn as error:
+        if output == "json":
+            return json_response(error.as_dict(), status=error.status)
+        return redirect_response("/api/portal/auth/signin")
+    except ConnectorError as error:
+        if output != "json":
+            raise
+        return json_response(error.as_dict(), status=error.status)
+    if isinstance(body, dict):
+        return json_response(body)
+    return html_response(body, headers={"Content-Security-Policy": status.CONTENT_SECURITY_POLICY})

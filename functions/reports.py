@@ -10,6 +10,7 @@ from functions.responses import friendly_errors, json_response, query, redirect_
 from shared.errors import ConnectorError, NotSignedIn
 from shared.portal import auth
 from shared.reports import reconcile_attendance, usage_report_view
+from shared.reports.sms import sms_report_view
 from shared.reports.usage import REPORT_PATH
 
 bp = func.Blueprint()
@@ -27,7 +28,7 @@ def usage_report(req: func.HttpRequest) -> func.HttpResponse:
     output = params.get("format") or ("json" if wants_json(req) else "html")
     try:
         report = usage_report_view(auth.Credentials(request_cookie(req, auth.SESSION_COOKIE.name)),
-                                   params.get("days"), output)
+                                   params.get("days"), output, params=params)
     except NotSignedIn as error:
         if output == "json":
             return json_response(error.as_dict(), status=error.status)
@@ -36,6 +37,26 @@ def usage_report(req: func.HttpRequest) -> func.HttpResponse:
         if output != "json":
             raise
         log.warning("usage report refused: %s %s (reference %s)", error.status, error.code, error.reference)
+        return json_response(error.as_dict(), status=error.status)
+    return func.HttpResponse(report.body, mimetype=report.mimetype, charset="utf-8", headers={
+        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", **report.headers})
+
+
+@bp.route(route="portal/reports/sms", methods=["GET"], auth_level=ANONYMOUS)
+@friendly_errors
+def sms_report(req: func.HttpRequest) -> func.HttpResponse:
+    """Text messages by type and delivery status per day: a page, JSON, or a CSV download."""
+    params = query(req)
+    output = params.get("format") or ("json" if wants_json(req) else "html")
+    try:
+        report = sms_report_view(auth.Credentials(request_cookie(req, auth.SESSION_COOKIE.name)), params, output)
+    except NotSignedIn as error:
+        if output == "json":
+            return json_response(error.as_dict(), status=error.status)
+        return redirect_response(SIGN_IN_PATH)
+    except ConnectorError as error:
+        if output != "json":
+            raise
         return json_response(error.as_dict(), status=error.status)
     return func.HttpResponse(report.body, mimetype=report.mimetype, charset="utf-8", headers={
         "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", **report.headers})

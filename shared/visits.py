@@ -26,6 +26,7 @@ from shared.sms.texts import pick_language, render_sms
 from shared.storage.accounts import TableAccounts, default_accounts
 from shared.storage.config import ConfigRepository, FhirEndpoint
 from shared.storage.ledger import LedgerRepository, day_partition, message_tag
+from shared.storage.messages import MessageLog
 from shared.storage.usage import UsageRepository
 from shared.tokens import TokenExpired, TokenInvalid, sealer
 
@@ -242,12 +243,15 @@ def _send_claimed(ledger: LedgerRepository, context: VisitContext, partition: st
                            first_sent=now)
     except ConnectorError as failure:  # throttled or ACS down: a later click may try again at once
         ledger.merge(region, partition, row, {"status": "failed", "detail": failure.code}, etag=etag)
+        MessageLog(context.accounts).sent(region, context.endpoint.id, row, "link", "failed", now)
         raise
     # Conditional: a delivery report that arrived meanwhile already knows better than "sent".
     ledger.merge(region, partition, row, {"status": "sent" if outcome.successful else "failed",
                                           "message_id": outcome.message_id,
                                           "detail": "" if outcome.successful else f"HTTP {outcome.http_status}"},
                  etag=etag)
+    MessageLog(context.accounts).sent(region, context.endpoint.id, row, "link",
+                                      "sent" if outcome.successful else "failed", now)
     if not outcome.successful:
         raise InvalidInput("The text message could not be sent to the mobile number on file.", status=422,
                            next_step="Check the patient's mobile number in PowerChart, or give the link another way.")

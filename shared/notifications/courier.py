@@ -138,10 +138,12 @@ class Courier:
     def __init__(self, ledger: Ledger, report: RunReport, clock: Callable[[], datetime], *,
                  send: Callable[..., SendOutcome] = send_sms, send_mail: Callable[..., SendOutcome] = send_email,
                  optouts: OptOutStore | None = None,
-                 usage: Callable[[Outbound], None] | None = None, backoff: Sequence[float] = SEND_BACKOFF,
-                 sleep: Callable[[float], None] = time.sleep):
+                 usage: Callable[[Outbound], None] | None = None,
+                 messages: Callable[[Outbound, str, datetime], None] | None = None,
+                 backoff: Sequence[float] = SEND_BACKOFF, sleep: Callable[[float], None] = time.sleep):
         self.ledger, self.report, self.clock = ledger, report, clock
         self._send, self._send_mail, self._optouts, self._usage = send, send_mail, optouts, usage
+        self._messages = messages
         self._backoff, self._sleep = tuple(backoff), sleep
 
     def deliver(self, outbound: Outbound, bucket: TokenBucket | None = None) -> str:
@@ -254,13 +256,17 @@ class Courier:
         self.ledger.merge(region, partition, row, fields)
 
     def _count(self, outbound: Outbound, outcome: Outcome) -> None:
+        endpoint = outbound.endpoint.id
         if outcome.status == "sent":
-            self.report.record_sent(outbound.send.slot.kind)
+            self.report.record_sent(outbound.send.slot.kind, endpoint)
         elif outcome.status == "unsure":
-            self.report.add("retrying")
+            self.report.add("retrying", endpoint=endpoint)
         elif outcome.status == "retry":
-            self.report.add("carried_over")
+            self.report.add("carried_over", endpoint=endpoint)
         elif outcome.status == "failed":
-            self.report.add("failed")
+            self.report.add("failed", endpoint=endpoint)
+            self.report.record_error(endpoint, outcome.detail)
         else:
-            self.report.add("skipped")
+            self.report.add("skipped", endpoint=endpoint)
+        if self._messages is not None and outcome.status in ("sent", "failed"):
+            self._messages(outbound, outcome.status, self.clock())

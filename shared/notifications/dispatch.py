@@ -52,19 +52,25 @@ class Dispatcher:
         bucket = self.buckets(sender, self.rate_for(sender))
         for index, outbound in enumerate(queue):
             if not self._slots.acquire(timeout=max(0.0, self.deadline - self.monotonic())):
-                self.report.add("carried_over", len(queue) - index)
+                self._carry_over(queue[index:])
                 return
             if not bucket.acquire(self.deadline):
                 self._slots.release()
-                self.report.add("carried_over", len(queue) - index)
+                self._carry_over(queue[index:])
                 return
             pool.submit(self._deliver, outbound, bucket)
+
+    def _carry_over(self, left: list[Outbound]) -> None:
+        """Messages this run has no time for: the next run sends them (counted per endpoint)."""
+        for outbound in left:
+            self.report.add("carried_over", endpoint=outbound.endpoint.id)
 
     def _deliver(self, outbound: Outbound, bucket: TokenBucket) -> None:
         try:
             self.courier.deliver(outbound, bucket)
         except Exception as error:  # storage down mid-send: the row stays claimed and is retried after its lease
-            self.report.add("failed")
+            self.report.add("failed", endpoint=outbound.endpoint.id)
+            self.report.record_error(outbound.endpoint.id, type(error).__name__)
             logger.warning("SMS send could not be recorded: %s", type(error).__name__)
         finally:
             self._slots.release()

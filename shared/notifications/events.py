@@ -18,6 +18,7 @@ from shared.settings import get_settings
 from shared.storage.accounts import TableAccounts, default_accounts
 from shared.storage.config import ConfigRepository
 from shared.storage.ledger import LedgerRepository, parse_message_tag
+from shared.storage.messages import MessageLog
 from shared.tokens import require_safe_keys
 
 DELIVERY_REPORT = "Microsoft.Communication.SMSDeliveryReportReceived"
@@ -71,6 +72,8 @@ def email_delivery_report(event_id: str, fields: dict[str, Any], accounts: Table
     ledger.merge(region, current["PartitionKey"], current["RowKey"],
                  {"status": status, "detail": f"email {str(fields.get('status')).lower()}", "delivered_at": at,
                   "event_id": event_id})
+    MessageLog(accounts).delivered(region, current["PartitionKey"].rsplit("-", 1)[0], current["RowKey"], status, at,
+                                   current.get("sent_at"))
     if status == OPTED_OUT and fields.get("recipient"):
         endpoint_id = current["PartitionKey"].rsplit("-", 1)[0]
         OptOutStore(ledger).record_key(region, email_scope(endpoint_id), email_key(str(fields["recipient"])),
@@ -101,6 +104,9 @@ def delivery_report(event_id: str, fields: dict[str, Any], accounts: TableAccoun
     detail = str(fields.get("deliverystatusdetails") or "")[:120]
     ledger.merge(region, partition, row, {"status": status, "detail": detail, "delivered_at": received,
                                           "event_id": event_id}, kind=current.get("Kind", "notification"))
+    if current.get("Kind", "notification") == "notification":
+        MessageLog(accounts).delivered(region, partition.rsplit("-", 1)[0], row, status, received,
+                                       current.get("sent_at"))
     if status == OPTED_OUT and fields.get("from") and fields.get("to"):
         OptOutStore(ledger).record(region, e164(fields["from"]), e164(fields["to"]), OPTED_OUT, received, event_id)
     return status

@@ -29,6 +29,8 @@ from shared.sms.texts import pick_language
 from shared.storage.accounts import TableAccounts, default_accounts
 from shared.storage.config import ConfigRepository, FhirEndpoint
 from shared.storage.ledger import LedgerRepository, day_partition
+from shared.storage.messages import MessageLog
+from shared.storage.runs import RunRecord, RunRepository
 from shared.storage.usage import UsageRepository
 from shared.tokens import require_safe_keys, sealer
 
@@ -94,7 +96,8 @@ def run_notifications(now: datetime, *, max_seconds: float = DEFAULT_MAX_SECONDS
     ledger = LedgerRepository(accounts)
     report = RunReport()
     outbounds: list[Outbound] = []
-    for target in eligible_endpoints(ConfigRepository(accounts), settings):
+    targets = eligible_endpoints(ConfigRepository(accounts), settings)
+    for target in targets:
         report.add("endpoints")
         outbounds += _prepare_safely(target, now, ledger, report, settings)
 
@@ -102,7 +105,9 @@ def run_notifications(now: datetime, *, max_seconds: float = DEFAULT_MAX_SECONDS
         return now + timedelta(seconds=time.monotonic() - started)
 
     first_texts: list[Outbound] = []  # list.append is atomic: the sending threads share it without a lock
-    courier = Courier(ledger, report, clock, optouts=OptOutStore(ledger), usage=first_texts.append)
+    messages = MessageLog(accounts)
+    courier = Courier(ledger, report, clock, optouts=OptOutStore(ledger), usage=first_texts.append,
+                      messages=lambda o, status, at: record_message(messages, o, status, at))
 
     def rate_for(sender: str) -> int:
         email = sender == settings.email_sender_address
@@ -113,7 +118,30 @@ def run_notifications(now: datetime, *, max_seconds: float = DEFAULT_MAX_SECONDS
                    rate_for=rate_for).run(outbounds)
     finally:  # batched after the sends: a few transactions instead of a read and a write per message
         record_usage(UsageRepository(accounts), first_texts)
+    record_runs(RunRepository(accounts), targets, report, now)
     return report
+
+
+def record_message(messages: MessageLog, outbound: Outbound, status: str, at: datetime) -> None:
+    """Count the message for the SMS report and the status page (its type and outcome, never its recipient)."""
+    messages.sent(outbound.region, outbound.endpoint.id, outbound.send.row, outbound.send.slot.kind, status, at,
+                  channel=outbound.channel)
+
+
+def record_runs(runs: RunRepository, targets: list[Target], report: RunReport, now: datetime) -> None:
+    """Each endpoint's part of this run, for the status page; a storage failure here never fails the run."""
+    by_tenant: dict[str, dict[str, RunRecord]] = defaultdict(dict)
+    for target in targets:
+        counts, codes = report.for_endpoint(target.endpoint.id), report.errors.get(target.endpoint.id, [])
+        by_tenant[target.tenant_id][target.endpoint.id] = RunRecord(
+            run_at=now, outcome="failed" if counts["endpoint_errors"] else "ok", searched=counts["searched"],
+            sent=counts["sent"], failed=counts["failed"], carried_over=counts["carried_over"],
+            error_codes=codes[:10])
+    for tenant_id, records in by_tenant.items():
+        try:
+            runs.save_all(tenant_id, records)
+        except AzureError as error:
+            logger.warning("SMS job could not record its run: %s", type(error).__name__)
 
 
 def _prepare_safely(target: Target, now: datetime, ledger: LedgerRepository, report: RunReport,
@@ -122,8 +150,9 @@ def _prepare_safely(target: Target, now: datetime, ledger: LedgerRepository, rep
     try:
         return EndpointRun(target, now, ledger, report, settings).prepare()
     except (ConnectorError, AzureError, ZoneInfoNotFoundError) as error:
-        report.add("endpoint_errors")
+        report.add("endpoint_errors", endpoint=target.endpoint.id)
         code = error.code if isinstance(error, ConnectorError) else type(error).__name__
+        report.record_error(target.endpoint.id, code)
         logger.warning("SMS job skipped endpoint %s this run: %s", target.endpoint.id, code)
         return []
 
@@ -173,7 +202,7 @@ class EndpointRun:
     def prepare(self) -> list[Outbound]:
         """The messages this endpoint sends in this run (ledger closes and skips are written on the way)."""
         appointments = [a for a in self._search() if a.start is not None]
-        self.report.add("searched", len(appointments))
+        self.report.add("searched", len(appointments), endpoint=self.endpoint.id)
         rows = self._rows()
         planned: list[tuple[Appointment, Send, str]] = []
         for appointment in appointments:

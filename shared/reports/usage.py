@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.errors import InvalidInput
 from shared.pages import render
@@ -70,6 +72,10 @@ class PoorCallShare(BaseModel):
 
 class Totals(BaseModel):
     visits: int = 0
+    p50_lobby_wait_seconds: int | None = None
+    p90_lobby_wait_seconds: int | None = None
+    p50_duration_seconds: int | None = None
+    p90_duration_seconds: int | None = None
     completed: int = 0
     no_show: int = 0
     pending: int = 0
@@ -82,13 +88,48 @@ class Totals(BaseModel):
     poor_call_percent: int | None = None
 
 
+class DayCounts(BaseModel):
+    """Visits of one day (UTC) by outcome, for the stacked bar chart."""
+
+    day: str
+    completed: int = 0
+    no_show: int = 0
+    pending: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.completed + self.no_show + self.pending
+
+
+class Bucket(BaseModel):
+    """One bar of a distribution: visits whose time lies in [low, high) seconds (high None: no upper bound)."""
+
+    label: str
+    low: int
+    high: int | None
+    count: int = 0
+
+
+class Charts(BaseModel):
+    per_day: list[DayCounts]
+    lobby_wait: list[Bucket]
+    duration: list[Bucket]
+
+
+class Filters(BaseModel):
+    department: str = ""
+    environment: str = ""
+
+
 class Report(BaseModel):
     """Visits scheduled in [start, end), newest first."""
 
     days: int
     start: datetime
     end: datetime
+    filters: Filters = Field(default_factory=Filters)
     totals: Totals
+    charts: Charts | None = None
     visits: list[VisitRow]
     poor_calls_by_day: list[PoorCallShare] = []
 
@@ -139,12 +180,68 @@ def _whole(value: float | None) -> int | None:
     return None if value is None else round(value)
 
 
+LOBBY_EDGES = (0, 60, 120, 300, 600, 900, 1800)  # seconds: <1, 1-2, 2-5, 5-10, 10-15, 15-30, 30+ min
+DURATION_EDGES = (0, 300, 600, 900, 1200, 1800, 2700, 3600)
+MAX_CUSTOM_DAYS = 366
+
+
+def percentile(values: list[int], share: float) -> int | None:
+    """The nearest-rank percentile (p50, p90) of the values; None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(len(ordered) * share) - 1))]
+
+
+def _minutes(seconds: int) -> str:
+    return f"{seconds // 60}"
+
+
+def buckets(values: list[int], edges: tuple[int, ...]) -> list[Bucket]:
+    """A histogram of the values over the edges, the last bucket open-ended."""
+    bars = [Bucket(label=f"{_minutes(low)}-{_minutes(high)} min", low=low, high=high)
+            for low, high in itertools.pairwise(edges)]
+    bars.append(Bucket(label=f"{_minutes(edges[-1])}+ min", low=edges[-1], high=None))
+    for value in values:
+        for bar in bars:
+            if value >= bar.low and (bar.high is None or value < bar.high):
+                bar.count += 1
+                break
+    return bars
+
+
+def charts(visits: list[VisitRow], start: datetime, end: datetime) -> Charts:
+    """Visits per day by outcome and the lobby-wait and duration distributions, from the report's own rows."""
+    days: dict[str, DayCounts] = {}
+    day = start.astimezone(UTC).date()
+    while day <= (end - timedelta(microseconds=1)).astimezone(UTC).date():
+        days[day.isoformat()] = DayCounts(day=day.isoformat())
+        day += timedelta(days=1)
+    for visit in visits:
+        counts = days.get(visit.scheduled_start.astimezone(UTC).date().isoformat())
+        if counts is not None:
+            setattr(counts, visit.status, getattr(counts, visit.status) + 1)
+    waits, durations = _waits(visits), _durations(visits)
+    return Charts(per_day=list(days.values()), lobby_wait=buckets(waits, LOBBY_EDGES),
+                  duration=buckets(durations, DURATION_EDGES))
+
+
+def _waits(visits: list[VisitRow]) -> list[int]:
+    return [v.lobby_wait_seconds for v in visits if v.lobby_wait_seconds is not None]
+
+
+def _durations(visits: list[VisitRow]) -> list[int]:
+    return [v.duration_seconds for v in visits if v.status == "completed" and v.duration_seconds is not None]
+
+
 def totals(visits: list[VisitRow]) -> Totals:
-    """Counts, median and average lobby wait, average duration of completed visits, share with an SMS sent."""
-    waits = [v.lobby_wait_seconds for v in visits if v.lobby_wait_seconds is not None]
-    durations = [v.duration_seconds for v in visits if v.status == "completed" and v.duration_seconds is not None]
+    """Counts, median, p50, p90 and average lobby wait and duration of completed visits, share with an SMS sent,
+    share of poor calls."""
+    waits, durations = _waits(visits), _durations(visits)
     rated = [v for v in visits if v.poor_call is not None]
     return Totals(
+        p50_lobby_wait_seconds=percentile(waits, 0.5), p90_lobby_wait_seconds=percentile(waits, 0.9),
+        p50_duration_seconds=percentile(durations, 0.5), p90_duration_seconds=percentile(durations, 0.9),
         visits=len(visits), completed=sum(v.status == "completed" for v in visits),
         no_show=sum(v.status == "no_show" for v in visits), pending=sum(v.status == "pending" for v in visits),
         median_lobby_wait_seconds=_whole(statistics.median(waits) if waits else None),
@@ -167,18 +264,43 @@ def poor_calls_by_day(visits: list[VisitRow]) -> list[PoorCallShare]:
             for (day, department), flags in sorted(groups.items(), key=lambda g: (-g[0][0].toordinal(), g[0][1]))]
 
 
-def usage_report(tenant_id: str, days: int, now: datetime, accounts: TableAccounts | None = None) -> Report:
-    """The organization's visits scheduled in the last `days` days (7, 30 or 90), from the usage table only."""
+def parse_range(start: str | None, end: str | None) -> tuple[datetime, datetime] | None:
+    """A custom range `from`..`to` (dates, both included, UTC); None when neither is given; 400 when bad."""
+    if not start and not end:
+        return None
+    try:
+        first, last = date.fromisoformat(start or ""), date.fromisoformat(end or "")
+    except ValueError:
+        raise InvalidInput("A custom range needs both from and to as dates (YYYY-MM-DD).",
+                           next_step="For example from=2026-11-01&to=2026-11-30.") from None
+    if last < first:
+        raise InvalidInput("The range ends before it starts.", next_step="Give a `to` date on or after `from`.")
+    if (last - first).days + 1 > MAX_CUSTOM_DAYS:
+        raise InvalidInput(f"A custom range covers at most {MAX_CUSTOM_DAYS} days.",
+                           next_step="Choose a shorter range.")
+    return (datetime.combine(first, time.min, UTC), datetime.combine(last + timedelta(days=1), time.min, UTC))
+
+
+def usage_report(tenant_id: str, days: int, now: datetime, accounts: TableAccounts | None = None, *,
+                 period: tuple[datetime, datetime] | None = None, filters: Filters | None = None) -> Report:
+    """The organization's visits scheduled in the last `days` days (7, 30 or 90) or in `period`, from the usage
+    table only, optionally of one department and environment."""
     if days not in RANGES:
         raise InvalidInput("The report covers the last 7, 30 or 90 days.", next_step="Use days=7, 30 or 90.")
     accounts = accounts or default_accounts()
+    filters = filters or Filters()
     config, usage = ConfigRepository(accounts), UsageRepository(accounts)
-    region, start = config.region(tenant_id), now - timedelta(days=days)
-    visits = [visit_row(row, endpoint) for endpoint in config.endpoints(tenant_id)
-              for row in usage.between(region, [endpoint.id], start, now)]
+    start, end = period or (now - timedelta(days=days), now)
+    region = config.region(tenant_id)
+    endpoints = [e for e in config.endpoints(tenant_id)
+                 if not filters.environment or e.environment == filters.environment]
+    visits = [visit_row(row, endpoint) for endpoint in endpoints
+              for row in usage.between(region, [endpoint.id], start, end)]
+    visits = [v for v in visits if not filters.department or v.department == filters.department]
     visits.sort(key=lambda v: v.scheduled_start, reverse=True)
-    return Report(days=days, start=start.astimezone(UTC), end=now.astimezone(UTC), totals=totals(visits),
-                  visits=visits, poor_calls_by_day=poor_calls_by_day(visits))
+    return Report(days=days if period is None else (end - start).days, start=start.astimezone(UTC),
+                  end=end.astimezone(UTC), filters=filters, totals=totals(visits),
+                  charts=charts(visits, start, end), visits=visits, poor_calls_by_day=poor_calls_by_day(visits))
 
 
 # --- output ------------------------------------------------------------------------------------------------------
@@ -234,17 +356,30 @@ def csv_filename(report: Report) -> str:
 
 
 def as_html(report: Report, caller: auth.Caller) -> str:
+    if report.charts is None:
+        report = report.model_copy(update={"charts": charts(report.visits, report.start, report.end)})
     return render("report_usage.html", report=report, caller=caller, ranges=RANGES, path=REPORT_PATH,
-                  labels=STATUS_LABELS, quality=QUALITY_LABELS, spoken=spoken)
+                  labels=STATUS_LABELS, quality=QUALITY_LABELS, spoken=spoken, timedelta=timedelta,
+                  peak=max([d.total for d in report.charts.per_day] + [1]),
+                  wait_peak=max([b.count for b in report.charts.lobby_wait] + [1]),
+                  duration_peak=max([b.count for b in report.charts.duration] + [1]))
 
 
 def usage_report_view(credentials: auth.Credentials, days: str | None, output: str,
-                      now: datetime | None = None) -> Rendered:
-    """The signed-in administrator's report as a page, JSON or a CSV download (every portal role may read it)."""
+                      now: datetime | None = None, params: dict[str, str] | None = None) -> Rendered:
+    """The signed-in administrator's report as a page, JSON or a CSV download (every portal role may read it).
+
+    `params` may hold a custom range (`from`, `to`) and filters (`department`, `environment`)."""
     caller = auth.authenticate(credentials)
     if output not in FORMATS:
         raise InvalidInput("The report comes as html, json or csv.", next_step="Use format=html, json or csv.")
-    report = usage_report(caller.tenant_id, parse_days(days), now or datetime.now(UTC))
+    params = params or {}
+    environment = params.get("environment") or ""
+    if environment not in ("", "test", "production"):
+        raise InvalidInput("The environment is test or production.", next_step="Use environment=test or production.")
+    filters = Filters(department=(params.get("department") or "")[:64], environment=environment)
+    report = usage_report(caller.tenant_id, parse_days(days), now or datetime.now(UTC),
+                          period=parse_range(params.get("from"), params.get("to")), filters=filters)
     if output == "json":
         return Rendered(report.model_dump_json(), "application/json")
     if output == "csv":

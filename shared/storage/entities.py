@@ -36,6 +36,11 @@ def _checked(table_name: str, kind: str, partition: str, row: str, fields: dict[
     return entity
 
 
+def checked(table_name: str, kind: str, partition: str, row: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The entity as written, after the schema check (for batched writes)."""
+    return _checked(table_name, kind, partition, row, fields)
+
+
 def upsert(table: TableClient, table_name: str, kind: str, partition: str, row: str, fields: dict[str, Any]) -> None:
     """Write an entity after checking it against the schema (replacing what was there)."""
     from azure.data.tables import UpdateMode  # the Tables SDK loads with the first table client, not cold start

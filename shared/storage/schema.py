@@ -26,6 +26,9 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
         "licence": frozenset({"state", "skus", "checked_at"}),
         # A portal session, keyed by a keyed hash of its id: the role last read from Entra and a sealed refresh token.
         "portal_session": frozenset({"role", "expires_at", "checked_at", "refresh"}),
+        # The last reminder run per FHIR endpoint, in counts and error codes only (the status page reads it).
+        "reminder_run": frozenset({"run_at", "outcome", "searched", "sent", "failed", "carried_over",
+                                   "error_codes"}),
         # Per FHIR endpoint: Graph refused the virtual-appointment join link, so patients get the meeting link.
         "join_link": frozenset({"mode", "reason", "reference", "decided_at"}),
     },
@@ -51,6 +54,9 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
             "poor_call", "staff_jitter_ms", "staff_packet_loss_percent", "staff_round_trip_ms",
             "patient_jitter_ms", "patient_packet_loss_percent", "patient_round_trip_ms",
         }),
+        # One message sent (keyed by its opaque ledger key), kept after the ledger row is purged: the SMS report
+        # and the status page's delivery rates count these. No recipient, no text, no appointment.
+        "message": frozenset({"channel", "kind", "status", "delivery", "sent_at", "delivered_at"}),
     },
 }
 

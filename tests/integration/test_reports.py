@@ -250,3 +250,81 @@ def test_usage_rows_with_meeting_ids_and_computed_times_hold_no_patient_data(acc
     assert any(row.get("meeting_id") and row.get("duration_seconds") for row in rows)
     texts = [" ".join(str(value) for value in row.values()) for row in rows]
     assert not [value for value in clinic.secrets for text in texts if value in text]
+
+
+def test_the_charts_on_the_page_show_the_numbers_of_the_json(reader, clinic):
+    settled_visits(reader, clinic)
+    params = {"days": 7, "department": clinic.department}
+    report = reader.http.get("/api/reports/usage", params={**params, "format": "json"}).json()
+    page = reader.http.get("/api/reports/usage", params=params).text
+    drawn = {day: (int(c), int(n), int(p)) for day, c, n, p in re.findall(
+        r'data-day="([\d-]+)" data-completed="(\d+)" data-no-show="(\d+)" data-pending="(\d+)"', page)}
+    assert drawn == {d["day"]: (d["completed"], d["no_show"], d["pending"]) for d in report["charts"]["per_day"]}
+    assert sum(sum(counts) for counts in drawn.values()) == 2 == len(report["visits"])
+    bars = [int(count) for count in re.findall(r'class="bar" data-label="[^"]+" data-count="(\d+)"', page)]
+    lobby, duration = report["charts"]["lobby_wait"], report["charts"]["duration"]
+    assert bars == [b["count"] for b in lobby] + [b["count"] for b in duration]
+    assert sum(b["count"] for b in lobby) == 1 and sum(b["count"] for b in duration) == 1  # the completed visit
+    done = next(v for v in report["visits"] if v["status"] == "completed")
+    totals = report["totals"]
+    assert totals["p50_lobby_wait_seconds"] == totals["p90_lobby_wait_seconds"] == done["lobby_wait_seconds"]
+    assert totals["p50_duration_seconds"] == totals["p90_duration_seconds"] == done["duration_seconds"]
+    assert "<title" in page and "<desc" in page and "<script" not in page
+
+
+def test_filters_by_department_and_environment_and_a_custom_range(reader, clinic):
+    settled_visits(reader, clinic)
+    today = datetime.now(UTC).date()
+    ranged = {"from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat(), "format": "json"}
+    mine = reader.http.get("/api/reports/usage", params={**ranged, "department": clinic.department}).json()
+    assert sorted(v["status"] for v in mine["visits"]) == ["completed", "no_show"]
+    assert mine["totals"]["visits"] == 2 and len(mine["charts"]["per_day"]) == 2
+    production = reader.http.get("/api/reports/usage", params={**ranged, "department": clinic.department,
+                                                               "environment": "production"}).json()
+    assert production["visits"] == [] and production["totals"]["visits"] == 0
+    before = reader.http.get("/api/reports/usage", params={
+        "from": (today - timedelta(days=30)).isoformat(), "to": (today - timedelta(days=2)).isoformat(),
+        "department": clinic.department, "format": "json"}).json()
+    assert before["visits"] == []
+
+
+@pytest.mark.parametrize("params,fragment", [
+    ({"from": "2026-11-30", "to": "2026-11-01"}, "ends before it starts"),
+    ({"from": "2026-11-01"}, "both from and to"), ({"from": "30/11/2026", "to": "2026-12-01"}, "YYYY-MM-DD"),
+    ({"environment": "staging"}, "test or production"),
+])
+def test_bad_ranges_and_filters_are_a_clear_400_as_json_and_as_a_page(reader, params, fragment):
+    api = reader.http.get("/api/reports/usage", params={**params, "format": "json"})
+    page = reader.http.get("/api/reports/usage", params=params)
+    assert api.status_code == 400 and fragment in api.json()["message"]
+    assert page.status_code == 400 and fragment in page.text and "Traceback" not in page.text
+
+
+def sms_report(reader: Portal, **params) -> httpx.Response:
+    return reader.http.get("/api/portal/reports/sms", params=params)
+
+
+def test_the_sms_report_counts_the_link_text_by_type_and_status_and_its_csv_and_chart_agree(reader, clinic):
+    settled_visits(reader, clinic)
+    report = sms_report(reader, days=7, format="json")
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert sum(body["by_type"]["link"].values()) >= 1  # the link the provider texted from the visit page
+    assert set(body["by_type"]) == {"confirmation", "reminder", "link", "notice"}
+    table = list(csv.DictReader(io.StringIO(sms_report(reader, days=7, format="csv").text.lstrip("\ufeff"))))
+    assert sum(int(r["Total"]) for r in table) == sum(sum(s.values()) for s in body["by_type"].values())
+    assert sum(int(r["Total"]) for r in table if r["Type"] == "Link") == sum(body["by_type"]["link"].values())
+    page = sms_report(reader, days=7)
+    assert page.status_code == 200 and "<script" not in page.text and "<desc" in page.text
+    drawn = {day: tuple(int(n) for n in counts) for day, *counts in re.findall(
+        r'data-day="([\d-]+)" data-delivered="(\d+)" data-sent="(\d+)" data-failed="(\d+)" data-opted-out="(\d+)"',
+        page.text)}
+    assert drawn == {d["day"]: (d["delivered"], d["sent"], d["failed"], d["opted_out"]) for d in body["per_day"]}
+    assert not [value for value in clinic.secrets for text in (report.text, page.text) if value in text]
+
+
+def test_the_sms_report_refuses_a_bad_range_and_needs_a_session(sandbox, reader):
+    bad = sms_report(reader, **{"from": "2026-12-01", "to": "2026-11-01", "format": "json"})
+    assert bad.status_code == 400 and "ends before it starts" in bad.json()["message"]
+    with httpx.Client(base_url=sandbox.world.host_url, timeout=30) as http:
+        assert http.get("/api/portal/reports/sms", params={"format": "json"}).status_code == 401

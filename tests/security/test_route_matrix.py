@@ -74,6 +74,8 @@ EXPECTED: dict[tuple[str, str], tuple] = {
     ("get", "/api/portal/records"): PORTAL_READ,
     ("get", "/api/portal/licence"): PORTAL_READ,
     ("get", "/api/portal/reports/usage"): PORTAL_READ,
+    ("get", "/api/portal/reports/sms"): PORTAL_READ,
+    ("get", "/api/portal/status"): PORTAL_READ,
 }
 
 def registered_operations() -> set[tuple[str, str]]:

@@ -326,7 +326,8 @@ def test_csv_has_one_header_and_a_row_per_visit_safe_for_spreadsheets():
 def test_page_is_an_accessible_table_with_the_ranges_and_the_portal():
     caller = auth.Caller(TENANT, "oid", "Alex Wilber", "Reports Reader", "csrf")
     page = usage.as_html(sample_report(), caller)
-    assert "<caption" in page and page.count('scope="col"') == 8 + 4 and page.count('scope="row"') == 2 + 1
+    visits_table = page.split('id="visits-caption"', 1)[1].split("</table>", 1)[0]
+    assert "<caption" in page and visits_table.count('scope="col"') == 8 and visits_table.count('scope="row"') == 2
     words = " ".join(page.split())
     assert "Poor <br>" in words and "Patient: jitter 52 ms, loss 14 %, round trip 620 ms" in words
     assert '<th scope="row">2025-03-04</th> <td>32216049</td> <td class="number">1</td> <td class="number">100% (1)' \
@@ -340,3 +341,61 @@ def test_page_is_an_accessible_table_with_the_ranges_and_the_portal():
 def test_the_view_needs_a_portal_session():
     with pytest.raises(NotSignedIn):
         usage.usage_report_view(auth.Credentials(None), "7", "json")
+
+
+@pytest.mark.parametrize("values,p50,p90", [
+    ([], None, None), ([60], 60, 60), ([10, 20, 30, 40, 50, 60, 70, 80, 90, 100], 50, 90), ([5, 1, 3], 3, 5),
+])
+def test_p50_and_p90_are_nearest_rank_percentiles(values, p50, p90):
+    assert usage.percentile(values, 0.5) == p50 and usage.percentile(values, 0.9) == p90
+
+
+def test_totals_have_p50_and_p90_of_lobby_wait_and_of_completed_durations():
+    visits = [row("completed", 60, 600), row("completed", 120, 1200), row("completed", 600, 3000),
+              row("no_show")]
+    totals = usage.totals(visits)
+    assert (totals.p50_lobby_wait_seconds, totals.p90_lobby_wait_seconds) == (120, 600)
+    assert (totals.p50_duration_seconds, totals.p90_duration_seconds) == (1200, 3000)
+
+
+def test_distributions_put_each_visit_in_one_bar_the_last_open_ended():
+    bars = usage.buckets([0, 59, 60, 299, 300, 5000], usage.LOBBY_EDGES)
+    assert [b.count for b in bars] == [2, 1, 1, 1, 0, 0, 1]
+    assert bars[0].label == "0-1 min" and bars[-1].label == "30+ min" and bars[-1].high is None
+    assert sum(b.count for b in bars) == 6
+
+
+def test_visits_per_day_have_every_day_of_the_range_stacked_by_outcome():
+    visits = [row("completed", 60, 600, minutes=0), row("no_show", minutes=30), row(None, minutes=60 * 24)]
+    charts = usage.charts(visits, T0 - timedelta(days=2), T0 + timedelta(days=2))
+    days = {d.day: d for d in charts.per_day}
+    assert len(days) == 5 and sum(d.total for d in days.values()) == 3
+    assert (days["2025-03-04"].completed, days["2025-03-04"].no_show, days["2025-03-04"].pending) == (1, 1, 0)
+    assert days["2025-03-05"].pending == 1 and days["2025-03-02"].total == 0
+
+
+@pytest.mark.parametrize("start,end,fragment", [
+    ("2026-11-30", "2026-11-01", "ends before it starts"), ("2026-11-01", None, "both from and to"),
+    ("yesterday", "2026-11-01", "YYYY-MM-DD"), ("2020-01-01", "2026-01-01", "at most 366 days"),
+])
+def test_bad_custom_ranges_are_a_clear_400(start, end, fragment):
+    with pytest.raises(InvalidInput) as raised:
+        usage.parse_range(start, end)
+    assert raised.value.status == 400 and fragment in raised.value.message
+
+
+def test_a_custom_range_includes_both_dates():
+    start, end = usage.parse_range("2026-11-01", "2026-11-30")
+    assert start == datetime(2026, 11, 1, tzinfo=UTC) and end == datetime(2026, 12, 1, tzinfo=UTC)
+    assert usage.parse_range(None, "") is None
+
+
+def test_the_page_draws_titled_svg_charts_with_table_alternatives_and_no_script():
+    caller = auth.Caller(TENANT, "oid", "Alex Wilber", "Reports Reader", "csrf")
+    page = usage.as_html(sample_report(), caller)
+    assert page.count("<svg") == 3 and page.count("<desc") == 3
+    for title in ("Visits per day by outcome", "Lobby wait distribution", "Duration distribution"):
+        assert f">{title}</title>" in page and f"<caption>{title}</caption>" in page
+    assert 'data-day="2025-03-04" data-completed="1" data-no-show="1" data-pending="0"' in page
+    assert "<script" not in page and "http" not in page.split("<svg", 1)[1].split("</svg>", 1)[0].replace(
+        "http://www.w3.org", "")
