@@ -9,8 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from azure.data.tables import UpdateMode
-
 from shared.settings import Region
 from shared.storage.accounts import TableAccounts
 from shared.storage.schema import check_entity
@@ -33,6 +31,8 @@ class MessageLog:
     def _merge(self, region: Region, partition: str, row: str, fields: dict[str, Any]) -> None:
         entity = {"PartitionKey": partition, "RowKey": row, "Kind": KIND, **fields}
         check_entity(TABLE, entity)
+        from azure.data.tables import UpdateMode  # the Tables SDK loads with the first table client, not cold start
+
         self.accounts.table(TABLE, region).upsert_entity(entity, mode=UpdateMode.MERGE)
 
     def sent(self, region: Region, endpoint_id: str, row: str, kind: str, status: str, at: datetime,

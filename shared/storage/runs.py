@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from azure.data.tables import UpdateMode
 from pydantic import BaseModel, Field
 
 from shared.storage import entities
@@ -38,6 +37,8 @@ class RunRepository:
 
     def save_all(self, tenant_id: str, records: dict[str, RunRecord]) -> None:
         """Every endpoint's record of one organization in one transaction (one request per run and tenant)."""
+        from azure.data.tables import UpdateMode  # the Tables SDK loads with the first table client, not cold start
+
         operations = [("upsert", entities.checked(TABLE, KIND, tenant_id, f"run:{endpoint_id}", record.model_dump()),
                        {"mode": UpdateMode.REPLACE}) for endpoint_id, record in records.items()]
         for index in range(0, len(operations), 100):  # a table transaction holds 100 operations at most
