@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     join_window_minutes: int = Field(30, ge=0, description="How early before the start a patient link opens.")
     link_grace_hours: int = Field(2, ge=0, description="How long after the appointment end a patient link works.")
     lobby_alert_minutes: int = Field(5, ge=1, description="Wait after which the provider page alerts.")
+    telemetry_console: bool = Field(
+        False, description="Print metrics and spans to the console when Application Insights is not set (local)."
+    )
 
     @field_validator("public_base_url", "graph_base_url", "entra_authority_host")
     @classmethod

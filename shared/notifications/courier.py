@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from shared import telemetry
 from shared.errors import DependencyFailed, DependencyTimeout
 from shared.fhir import Appointment
 from shared.join import link_for
@@ -225,13 +226,16 @@ class Courier:
         self.ledger.merge(region, partition, row, fields)
 
     def _count(self, outbound: Outbound, outcome: Outcome) -> None:
+        kind = outbound.send.slot.kind
         if outcome.status == "sent":
-            self.report.record_sent(outbound.send.slot.kind)
+            self.report.record_sent(kind)
+            telemetry.count("connector.sms.sent", kind=kind)
         elif outcome.status == "unsure":
             self.report.add("retrying")
         elif outcome.status == "retry":
             self.report.add("carried_over")
         elif outcome.status == "failed":
             self.report.add("failed")
+            telemetry.count("connector.sms.failed", kind=kind, stage="send")
         else:
             self.report.add("skipped")

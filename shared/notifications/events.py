@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from shared import telemetry
 from shared.notifications.optouts import OPTED_IN, OPTED_OUT, OptOutStore
+from shared.notifications.planning import KIND_ORDER
 from shared.settings import Region
 from shared.storage.accounts import TableAccounts, default_accounts
 from shared.storage.config import ConfigRepository
@@ -54,6 +56,11 @@ def delivery_report(event_id: str, fields: dict[str, Any], accounts: TableAccoun
     detail = str(fields.get("deliverystatusdetails") or "")[:120]
     ledger.merge(region, partition, row, {"status": status, "detail": detail, "delivered_at": received,
                                           "event_id": event_id}, kind=current.get("Kind", "notification"))
+    kind = current.get("kind") if current.get("kind") in KIND_ORDER else "unknown"
+    if status == "delivered":
+        telemetry.count("connector.sms.delivered", kind=kind)
+    else:
+        telemetry.count("connector.sms.failed", kind=kind, stage="delivery")
     if status == OPTED_OUT and fields.get("from") and fields.get("to"):
         OptOutStore(ledger).record(region, e164(fields["from"]), e164(fields["to"]), OPTED_OUT, received, event_id)
     return status

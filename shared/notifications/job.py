@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfoNotFoundError
 import phonenumbers
 from azure.core.exceptions import AzureError
 
+from shared import telemetry
 from shared.errors import ConnectorError, DependencyFailed, DependencyTimeout, NotSignedIn
 from shared.fhir import Appointment, FhirClient, Patient
 from shared.join import visit_key
@@ -73,7 +74,21 @@ def run_notifications(now: datetime, *, max_seconds: float = DEFAULT_MAX_SECONDS
     Safe to run twice, late, or twice at once: the ledger lets each message out once (see courier.py).
     """
     started = time.monotonic()
-    accounts = accounts or default_accounts()
+    try:
+        report = _run(now, started, max_seconds, workers, accounts or default_accounts())
+    except Exception:
+        telemetry.count("connector.reminders.runs", outcome="failed")
+        telemetry.record("connector.reminders.duration", (time.monotonic() - started) * 1000, outcome="failed")
+        raise
+    # "carried_over" and "endpoint_errors" runs are the ones the alert watches when they repeat.
+    outcome = "carried_over" if report.carried_over else "endpoint_errors" if report.endpoint_errors else "ok"
+    telemetry.count("connector.reminders.runs", outcome=outcome)
+    telemetry.count("connector.reminders.carried_over", report.carried_over)
+    telemetry.record("connector.reminders.duration", (time.monotonic() - started) * 1000, outcome=outcome)
+    return report
+
+
+def _run(now: datetime, started: float, max_seconds: float, workers: int, accounts: TableAccounts) -> RunReport:
     settings = get_settings()
     ledger = LedgerRepository(accounts)
     report = RunReport()
