@@ -27,6 +27,7 @@ fi
 DEPLOYMENT=$(deployment_name "$ENV_NAME")
 APP_NAME=$(app_registration_name "$ENV_NAME")
 GRAPH_PERMISSIONS=(
+  CallRecords.Read.All             # call quality (jitter, packet loss, round trip) for the usage report
   OnlineMeetings.ReadWrite.All     # create the meeting and make the provider co-organizer
   OnlineMeetingArtifact.Read.All   # attendance reports for the usage report
   Organization.Read.All            # licences (subscribedSkus)

@@ -18,6 +18,7 @@ GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 # Seen in real wids claims of ordinary member users; it is not an admin role (see domain notes D6).
 MEMBER_USER_WID = "b79fbf4d-3ef9-4689-8143-76b194e85509"
 APP_ROLES = (
+    "CallRecords.Read.All",
     "OnlineMeetings.ReadWrite.All",
     "OnlineMeetingArtifact.Read.All",
     "Organization.Read.All",

@@ -16,6 +16,7 @@ from sandbox.graph.api import (
     meeting_get_or_patch,
     subscribed_skus,
 )
+from sandbox.graph.callrecords import get_call_record, list_call_records, list_sessions
 from sandbox.graph.pages import (
     meet_admit,
     meet_guest,
@@ -45,6 +46,9 @@ def build_app(state: GraphState) -> Starlette:
         (report, "attendanceReport", attendance_report, ["GET"]),
         (report + "/attendanceRecords", "attendanceRecords", attendance_records, ["GET"]),
         ("/v1.0/subscribedSkus", "subscribedSkus", subscribed_skus, ["GET"]),
+        ("/v1.0/communications/callRecords", "callRecords", list_call_records, ["GET"]),
+        ("/v1.0/communications/callRecords/{record_id}", "callRecord", get_call_record, ["GET"]),
+        ("/v1.0/communications/callRecords/{record_id}/sessions", "callRecordSessions", list_sessions, ["GET"]),
     ]
     pages = [
         ("/meet/{meeting_id}", "page:meet", meet_page, ["GET"]),

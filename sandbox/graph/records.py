@@ -32,6 +32,8 @@ PERMISSIONS = {
                 {"VirtualAppointment.Read", "VirtualAppointment.ReadWrite", "OnlineMeetings.Read",
                  "OnlineMeetings.ReadWrite"}),
     "artifact": ({"OnlineMeetingArtifact.Read.All"}, {"OnlineMeetingArtifact.Read.All"}),
+    # Call records have no delegated permission.
+    "callrecords": ({"CallRecords.Read.All"}, set()),
     "directory": (_DIRECTORY_READ, _DIRECTORY_READ),
 }
 POLICY_ACTIONS = {"write": "Create meeting", "read": "Get meeting", "joinurl": "Get meeting",
@@ -123,6 +125,18 @@ class AttendanceSession:
     participants: dict[str, Participant] = field(default_factory=dict)
     started_at: datetime | None = None
     ended_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """The record Teams writes once a meeting session ends: who was in it and how their media went."""
+
+    record_id: str
+    meeting_id: str
+    tid: str
+    session: AttendanceSession
+    poor_kinds: frozenset[str]  # "staff" and/or "patient": whose network was bad in this call
+    organization_oids: frozenset[str]
 
 
 @dataclass

@@ -24,6 +24,7 @@ from sandbox.graph.records import (
     POLICY_ACTIONS,
     AttendanceSession,
     Caller,
+    CallRecord,
     GraphError,
     MeetingEvent,
     OnlineMeeting,
@@ -54,6 +55,12 @@ class GraphState:
         self._throttle_retry_after = 1
         self._by_external_id: dict[tuple[str, str, str], str] = {}
         self._visit_tokens: dict[str, str] = {}
+        # Call records, written when a meeting session ends; Graph pages sessions by 60 (tests page smaller).
+        self.call_records: dict[str, CallRecord] = {}
+        self.poor_networks: dict[str, set[str]] = {}
+        self.call_records_page_size = 60
+        self.sessions_page_size = 60
+        self.next_link_origin: str | None = None  # an attack: nextLinks pointing at another host
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -83,6 +90,11 @@ class GraphState:
         """Answer the next `count` requests whose path contains the substring with `status`."""
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         self.faults.add(path_substring, status, count, headers)
+
+    def poor_network(self, meeting_id: str, kind: str = "patient") -> None:
+        """Make the calls of this meeting go badly for "staff" or "patient" (their streams cross CQD's limits)."""
+        with self.lock:
+            self.poor_networks.setdefault(meeting_id, set()).add(kind)
 
     def take_throttle(self) -> int | None:
         """Retry-After seconds when this request is to be throttled."""
@@ -403,6 +415,12 @@ class GraphState:
                 person.go(now, final_state="ended")
         session.ended_at = now
         meeting.events.append(MeetingEvent(now, "ended"))
+        if session.started_at is not None:
+            record_id = str(uuid.uuid4())
+            members = frozenset(p.oid for p in session.participants.values() if p.oid and p.tid == meeting.tid)
+            self.call_records[record_id] = CallRecord(
+                record_id, meeting.meeting_id, meeting.tid, session,
+                frozenset(self.poor_networks.get(meeting.meeting_id, ())), members)
 
     def _record(self, meeting: OnlineMeeting, kind: str, person: Participant, by: str | None = None) -> None:
         meeting.events.append(MeetingEvent(self.now(), kind, person.participant_id, person.anonymous,

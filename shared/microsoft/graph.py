@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -113,6 +115,43 @@ class GraphClient:
         summaries = self.checked("GET", path, organizer).json().get("value", [])
         return [self.checked("GET", f"{path}/{summary['id']}?$expand=attendanceRecords", organizer).json()
                 for summary in summaries]
+
+    def online_meeting(self, organizer: str, meeting_id: str) -> dict[str, Any]:
+        return self.checked("GET", f"/users/{organizer}/onlineMeetings/{meeting_id}", organizer).json()
+
+    def call_records_started_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """The tenant's call records (without sessions) that started in [start, end] to the second, every page."""
+        end = end.replace(microsecond=0) + timedelta(seconds=1)  # whole seconds; a call that started now counts
+        window = f"startDateTime ge {start.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ} and " \
+                 f"startDateTime lt {end.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+        return self.every_page(f"/communications/callRecords?{urlencode({'$filter': window})}", "value")
+
+    def call_record_with_sessions(self, record_id: str) -> dict[str, Any]:
+        """A call record with every session and its segments (sessions come 60 a page)."""
+        path = f"/communications/callRecords/{quote(record_id, safe='')}?$expand=sessions($expand=segments)"
+        record = self.checked("GET", path).json()
+        next_link = record.pop("sessions@odata.nextLink", None)
+        if next_link:
+            record["sessions"] = record.get("sessions", []) + self.every_page(self.graph_path(next_link), "value")
+        return record
+
+    def every_page(self, path: str, key: str) -> list[dict[str, Any]]:
+        """The items of a collection, following @odata.nextLink page after page."""
+        items: list[dict[str, Any]] = []
+        next_path: str | None = path
+        while next_path:
+            page = self.checked("GET", next_path).json()
+            items += page.get(key, [])
+            next_link = page.get("@odata.nextLink")
+            next_path = self.graph_path(next_link) if next_link else None
+        return items
+
+    def graph_path(self, next_link: str) -> str:
+        """A nextLink as a path under our Graph base; the token is never sent to any other host."""
+        if not isinstance(next_link, str) or not next_link.startswith(self.base + "/"):
+            raise DependencyFailed("Microsoft Graph answered a next page outside Microsoft Graph.",
+                                   next_step="Tell IT: the connector ignored it and will try again next hour.")
+        return next_link[len(self.base):]
 
     def subscribed_skus(self) -> list[dict[str, Any]]:
         return self.checked("GET", "/subscribedSkus").json().get("value", [])

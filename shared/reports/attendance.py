@@ -17,6 +17,7 @@ from typing import Any
 
 from shared.errors import ConnectorError, NotFound
 from shared.microsoft.graph import AccessPolicyMissing, GraphClient
+from shared.reports.call_quality import CallRecordFinder, needs_quality, read_call_quality
 from shared.settings import Region
 from shared.storage.accounts import TableAccounts, default_accounts
 from shared.storage.config import ConfigRepository, FhirEndpoint
@@ -57,6 +58,8 @@ class ReconcileSummary:
     pending: int = 0
     failed: int = 0
     failed_endpoints: int = 0
+    call_quality: int = 0
+    poor_calls: int = 0
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -149,27 +152,41 @@ def reports_for(graph: GraphClient, endpoint: FhirEndpoint, row: dict[str, Any])
 
 def reconcile_endpoint(usage: UsageRepository, tenant_id: str, endpoint: FhirEndpoint, region: Region,
                        now: datetime, summary: ReconcileSummary) -> None:
-    """Settle the due visits of one FHIR endpoint; a visit whose reports fail to load waits for the next run."""
+    """Settle the due visits of one FHIR endpoint, then read the call quality of its completed ones."""
     graph = GraphClient(tenant_id)
+    calls = CallRecordFinder(graph, endpoint, now - LOOKBACK, now)
     for row in usage.between(region, [endpoint.id], now - LOOKBACK, now):
-        if not is_due(row, now):
-            continue
-        summary.checked += 1
-        try:
-            reports = reports_for(graph, endpoint, row)
-        except AccessPolicyMissing:
-            raise
-        except ConnectorError as error:
-            summary.failed += 1
-            log.warning("attendance reports unavailable: %s (reference %s)", error.code, error.reference)
-            continue
-        fields = outcome(row, reports, tenant_id, now)
-        if not fields:
-            summary.pending += 1
-            continue
-        usage.record(region, endpoint.id, row["RowKey"], row["scheduled_start"], fields)
-        summary.completed += fields["status"] == "completed"
-        summary.no_show += fields["status"] == "no_show"
+        if is_due(row, now):
+            row = settle(usage, graph, region, endpoint, row, tenant_id, now, summary)
+        if needs_quality(row):
+            # Call records appear after the call ends; a visit without them yet is read again next hour.
+            fields = read_call_quality(calls, row, tenant_id)
+            if fields:
+                usage.record(region, endpoint.id, row["RowKey"], row["scheduled_start"], fields)
+                summary.call_quality += 1
+                summary.poor_calls += fields["poor_call"]
+
+
+def settle(usage: UsageRepository, graph: GraphClient, region: Region, endpoint: FhirEndpoint, row: dict[str, Any],
+           tenant_id: str, now: datetime, summary: ReconcileSummary) -> dict[str, Any]:
+    """Record a due visit's outcome from its attendance reports; returns the row as it now stands."""
+    summary.checked += 1
+    try:
+        reports = reports_for(graph, endpoint, row)
+    except AccessPolicyMissing:
+        raise
+    except ConnectorError as error:
+        summary.failed += 1
+        log.warning("attendance reports unavailable: %s (reference %s)", error.code, error.reference)
+        return row
+    fields = outcome(row, reports, tenant_id, now)
+    if not fields:
+        summary.pending += 1
+        return row
+    usage.record(region, endpoint.id, row["RowKey"], row["scheduled_start"], fields)
+    summary.completed += fields["status"] == "completed"
+    summary.no_show += fields["status"] == "no_show"
+    return {**row, **fields}
 
 
 def reconcile_attendance(now: datetime, accounts: TableAccounts | None = None) -> ReconcileSummary:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import statistics
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,7 +28,10 @@ REPORT_PATH = "/api/portal/reports/usage"
 STATUS_LABELS = {"completed": "Completed", "no_show": "No show", "pending": "Pending"}
 Status = Literal["completed", "no_show", "pending"]
 CSV_COLUMNS = ("Scheduled start (local)", "Time zone", "Environment", "FHIR endpoint", "Department ID",
-               "Lobby wait (h:mm:ss)", "Duration (h:mm:ss)", "Status", "SMS sent")
+               "Lobby wait (h:mm:ss)", "Duration (h:mm:ss)", "Status", "SMS sent", "Call quality",
+               "Staff jitter (ms)", "Staff packet loss (%)", "Staff round trip (ms)",
+               "Patient jitter (ms)", "Patient packet loss (%)", "Patient round trip (ms)")
+QUALITY_LABELS = {True: "Poor", False: "Good", None: ""}
 # Style is inline in base.html; the report needs no script at all.
 CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; "
                            "frame-ancestors 'none'")
@@ -45,6 +49,23 @@ class VisitRow(BaseModel):
     duration_seconds: int | None = None
     status: Status
     sms_sent: bool = False
+    poor_call: bool | None = None  # None until the call records were read
+    staff_jitter_ms: int | None = None
+    staff_packet_loss_percent: float | None = None
+    staff_round_trip_ms: int | None = None
+    patient_jitter_ms: int | None = None
+    patient_packet_loss_percent: float | None = None
+    patient_round_trip_ms: int | None = None
+
+
+class PoorCallShare(BaseModel):
+    """Of one day's calls in one department (local day of the visits), how many were poor."""
+
+    day: date
+    department: str
+    calls: int
+    poor: int
+    poor_percent: int
 
 
 class Totals(BaseModel):
@@ -56,6 +77,9 @@ class Totals(BaseModel):
     average_lobby_wait_seconds: int | None = None
     average_duration_seconds: int | None = None
     sms_sent_percent: int | None = None
+    calls_with_quality: int = 0
+    poor_calls: int = 0
+    poor_call_percent: int | None = None
 
 
 class Report(BaseModel):
@@ -66,6 +90,7 @@ class Report(BaseModel):
     end: datetime
     totals: Totals
     visits: list[VisitRow]
+    poor_calls_by_day: list[PoorCallShare] = []
 
 
 @dataclass(frozen=True)
@@ -102,7 +127,12 @@ def visit_row(row: dict[str, Any], endpoint: FhirEndpoint) -> VisitRow:
         environment=endpoint.environment, endpoint=endpoint.display_name or endpoint.environment,
         department=str(row.get("department") or ""), lobby_wait_seconds=row.get("lobby_wait_seconds"),
         duration_seconds=row.get("duration_seconds"), status=status, sms_sent=bool(row.get("sms_sent")),
+        **{name: row.get(name) for name in QUALITY_FIELDS},
     )
+
+
+QUALITY_FIELDS = ("poor_call", "staff_jitter_ms", "staff_packet_loss_percent", "staff_round_trip_ms",
+                  "patient_jitter_ms", "patient_packet_loss_percent", "patient_round_trip_ms")
 
 
 def _whole(value: float | None) -> int | None:
@@ -113,6 +143,7 @@ def totals(visits: list[VisitRow]) -> Totals:
     """Counts, median and average lobby wait, average duration of completed visits, share with an SMS sent."""
     waits = [v.lobby_wait_seconds for v in visits if v.lobby_wait_seconds is not None]
     durations = [v.duration_seconds for v in visits if v.status == "completed" and v.duration_seconds is not None]
+    rated = [v for v in visits if v.poor_call is not None]
     return Totals(
         visits=len(visits), completed=sum(v.status == "completed" for v in visits),
         no_show=sum(v.status == "no_show" for v in visits), pending=sum(v.status == "pending" for v in visits),
@@ -120,7 +151,20 @@ def totals(visits: list[VisitRow]) -> Totals:
         average_lobby_wait_seconds=_whole(statistics.fmean(waits) if waits else None),
         average_duration_seconds=_whole(statistics.fmean(durations) if durations else None),
         sms_sent_percent=_whole(100 * sum(v.sms_sent for v in visits) / len(visits) if visits else None),
+        calls_with_quality=len(rated), poor_calls=sum(v.poor_call for v in rated),
+        poor_call_percent=_whole(100 * sum(v.poor_call for v in rated) / len(rated) if rated else None),
     )
+
+
+def poor_calls_by_day(visits: list[VisitRow]) -> list[PoorCallShare]:
+    """The share of poor calls per local day and department, newest day first (visits with quality read only)."""
+    groups: dict[tuple[date, str], list[bool]] = defaultdict(list)
+    for v in visits:
+        if v.poor_call is not None:
+            groups[(v.scheduled_start.date(), v.department)].append(v.poor_call)
+    return [PoorCallShare(day=day, department=department, calls=len(flags), poor=sum(flags),
+                          poor_percent=round(100 * sum(flags) / len(flags)))
+            for (day, department), flags in sorted(groups.items(), key=lambda g: (-g[0][0].toordinal(), g[0][1]))]
 
 
 def usage_report(tenant_id: str, days: int, now: datetime, accounts: TableAccounts | None = None) -> Report:
@@ -134,7 +178,7 @@ def usage_report(tenant_id: str, days: int, now: datetime, accounts: TableAccoun
               for row in usage.between(region, [endpoint.id], start, now)]
     visits.sort(key=lambda v: v.scheduled_start, reverse=True)
     return Report(days=days, start=start.astimezone(UTC), end=now.astimezone(UTC), totals=totals(visits),
-                  visits=visits)
+                  visits=visits, poor_calls_by_day=poor_calls_by_day(visits))
 
 
 # --- output ------------------------------------------------------------------------------------------------------
@@ -166,6 +210,10 @@ def _cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
+def _figure(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
 def as_csv(report: Report) -> str:
     """The visits as CSV (UTF-8 with BOM so Excel shows accents), one header row."""
     out = io.StringIO()
@@ -175,7 +223,8 @@ def as_csv(report: Report) -> str:
         writer.writerow([_cell(text) for text in (
             v.scheduled_start.strftime("%Y-%m-%d %H:%M"), v.time_zone, v.environment, v.endpoint, v.department,
             clock(v.lobby_wait_seconds), clock(v.duration_seconds), STATUS_LABELS[v.status],
-            "Yes" if v.sms_sent else "No",
+            "Yes" if v.sms_sent else "No", QUALITY_LABELS[v.poor_call],
+            *(_figure(getattr(v, name)) for name in QUALITY_FIELDS[1:]),
         )])
     return "\ufeff" + out.getvalue()
 
@@ -186,7 +235,7 @@ def csv_filename(report: Report) -> str:
 
 def as_html(report: Report, caller: auth.Caller) -> str:
     return render("report_usage.html", report=report, caller=caller, ranges=RANGES, path=REPORT_PATH,
-                  labels=STATUS_LABELS, spoken=spoken)
+                  labels=STATUS_LABELS, quality=QUALITY_LABELS, spoken=spoken)
 
 
 def usage_report_view(credentials: auth.Credentials, days: str | None, output: str,

@@ -46,6 +46,9 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
             "meeting_start", "meeting_end", "sms_sent", "status",
             # The Teams meeting's opaque Graph id (to read its attendance) and what reconciling computed.
             "meeting_id", "lobby_wait_seconds", "duration_seconds",
+            # Call quality from Graph call records: per participant kind, the worst audio stream's numbers only.
+            "poor_call", "staff_jitter_ms", "staff_packet_loss_percent", "staff_round_trip_ms",
+            "patient_jitter_ms", "patient_packet_loss_percent", "patient_round_trip_ms",
         }),
     },
 }

@@ -21,6 +21,7 @@ GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 ACS_ROLE_ID = "09976791-48a7-449e-bb21-39d1a415f350"
 DEPLOYER_ID = "d0d0d0d0-0000-4000-8000-000000000001"
 GRAPH_ROLES = {
+    "CallRecords.Read.All": "45bbb07e-7321-4fd7-a8f6-3ff27e6a81c8",
     "OnlineMeetings.ReadWrite.All": "b8bb2037-6e08-44ac-a4ea-4674e010e2a4",
     "OnlineMeetingArtifact.Read.All": "a4a80d8d-d283-4bd8-8504-555ec3870630",
     "Organization.Read.All": "498476ce-e0fe-48b0-b801-37ba7e2685c6",

@@ -59,7 +59,9 @@ def launch(sandbox, oracle, browser, appointment_id: str) -> str:
 
 
 def hold_the_visit(graph, meeting_id: str, visit_token: str, typed_name: str) -> None:
-    """Patient waits in the lobby, the provider joins and admits them after 4 minutes; 15 minutes later both leave."""
+    """Patient waits in the lobby, the provider joins and admits them after 4 minutes; 15 minutes later both leave.
+    The patient's network is bad (their streams cross Microsoft's poor-call limits)."""
+    graph.poor_network(meeting_id, "patient")
     provider = next(a["identity"]["user"]["id"] for a in graph.meeting(meeting_id).resource["participants"]["attendees"]
                     if a["role"] == "coorganizer")
     real_clock = graph.clock
@@ -77,8 +79,11 @@ def hold_the_visit(graph, meeting_id: str, visit_token: str, typed_name: str) ->
 
 @pytest.fixture(scope="module")
 def clinic(sandbox) -> Clinic:
-    """A completed visit (SMS link, lobby, admitted, 15 minutes together) and a no-show, then the hourly reconcile."""
+    """A completed visit (SMS link, lobby, admitted, 15 minutes together, a poor call) and a no-show, then the hourly
+    reconcile. Graph pages call records and sessions one at a time, so every nextLink must be followed."""
     oracle, graph, entra = (sandbox.standins[name] for name in ("oracle", "graph", "entra"))
+    pages = graph.call_records_page_size, graph.sessions_page_size
+    graph.call_records_page_size = graph.sessions_page_size = 1
     department = oracle.add_location("Report Test Clinic", location_id=f"9{secrets.randbelow(10**7):07d}",
                                      tenant=TENANT)
     patient_id = oracle.seeded[TENANT].patients[2]  # has a US mobile number
@@ -106,7 +111,8 @@ def clinic(sandbox) -> Clinic:
 
     ran = httpx.post(f"{sandbox.world.host_url}/admin/functions/usage_reconcile", json={})
     assert ran.status_code == 202
-    return Clinic(department, patient_secrets(oracle, patient_id, [completed, no_show]) | {typed_name})
+    yield Clinic(department, patient_secrets(oracle, patient_id, [completed, no_show]) | {typed_name})
+    graph.call_records_page_size, graph.sessions_page_size = pages
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +129,9 @@ def settled_visits(reader: Portal, clinic: Clinic, timeout: float = 15) -> list[
         response = reader.http.get("/api/reports/usage", params={"days": 7, "format": "json"})
         assert response.status_code == 200, response.text
         visits = [v for v in response.json()["visits"] if v["department"] == clinic.department]
-        if (len(visits) == 2 and all(v["status"] != "pending" for v in visits)) or time.monotonic() > deadline:
+        settled = len(visits) == 2 and all(v["status"] != "pending" for v in visits)
+        rated = all(v["poor_call"] is not None for v in visits if v["status"] == "completed")
+        if (settled and rated) or time.monotonic() > deadline:
             return visits
         time.sleep(0.3)
 
@@ -142,6 +150,21 @@ def test_reports_reader_sees_a_completed_visit_with_lobby_wait_and_duration_and_
     assert report["totals"]["completed"] >= 1 and report["totals"]["no_show"] >= 1
 
 
+def test_a_poor_call_is_flagged_with_the_patients_worst_stream_and_counted_by_day_and_department(reader, clinic):
+    done = next(v for v in settled_visits(reader, clinic) if v["status"] == "completed")
+    assert done["poor_call"] is True
+    # The stand-in's poor network: 52 ms jitter, 14 % loss, 620 ms round trip; staff stayed on a good one.
+    assert (done["patient_jitter_ms"], done["patient_packet_loss_percent"], done["patient_round_trip_ms"]) == (
+        52, 14.0, 620)
+    assert (done["staff_jitter_ms"], done["staff_packet_loss_percent"], done["staff_round_trip_ms"]) == (4, 0.2, 45)
+    report = reader.http.get("/api/reports/usage", params={"days": 7, "format": "json"}).json()
+    shares = [s for s in report["poor_calls_by_day"] if s["department"] == clinic.department]
+    assert [(s["calls"], s["poor"], s["poor_percent"]) for s in shares] == [(1, 1, 100)]
+    assert report["totals"]["poor_calls"] >= 1
+    page = " ".join(reader.http.get("/api/reports/usage", params={"days": 7}).text.split())
+    assert "Poor calls by day and department" in page and "Patient: jitter 52 ms, loss 14 %, round trip 620 ms" in page
+
+
 def test_csv_download_has_a_filename_and_the_same_visits(reader, clinic):
     settled_visits(reader, clinic)
     response = reader.http.get("/api/reports/usage", params={"days": 30, "format": "csv"})
@@ -155,6 +178,9 @@ def test_csv_download_has_a_filename_and_the_same_visits(reader, clinic):
     done = next(r for r in rows if r["Status"] == "Completed")
     assert done["Lobby wait (h:mm:ss)"].startswith("0:04:") and done["Duration (h:mm:ss)"].startswith("0:15:")
     assert done["SMS sent"] == "Yes"
+    assert (done["Call quality"], done["Patient packet loss (%)"], done["Patient round trip (ms)"]) == (
+        "Poor", "14", "620")
+    assert next(r for r in rows if r["Status"] == "No show")["Call quality"] == ""
 
 
 def test_page_lists_the_ranges_and_the_portal_in_an_accessible_table(reader, clinic):

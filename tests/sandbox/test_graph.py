@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import msal
@@ -337,6 +338,82 @@ def test_token_from_msal_against_the_entra_standin_is_accepted(world, origin):
         app.http_client.close()
     response = httpx.get(f"{origin}/v1.0/subscribedSkus", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200 and response.json()["value"]
+
+
+def hold_call(world, client, origin, poor: str | None = None) -> str:
+    """Patient admitted, ten minutes together, provider leaves: the call record is written; returns the meeting id."""
+    meeting_id = create(client).json()["id"]
+    if poor:
+        world["graph"].poor_network(meeting_id, poor)
+    visit = client.get(meeting_url(meeting_id) + "/getVirtualAppointmentJoinWebUrl").json()["value"]
+    meet = f"{origin}/meet/{meeting_id}"
+    patient = join_lobby(origin, visit)
+    httpx.post(f"{meet}/join", params={"as": PROVIDER_OID})
+    httpx.post(f"{meet}/admit/{patient}", params={"as": PROVIDER_OID})
+    world["clock"].advance(600)
+    httpx.post(f"{meet}/leave", params={"as": PROVIDER_OID})
+    return meeting_id
+
+
+def every_page(client: httpx.Client, url: str, params: dict | None = None) -> list[dict]:
+    items, pages = [], 0
+    while url:
+        page = client.get(url, params=params).json()
+        items, url, params, pages = items + page["value"], page.get("@odata.nextLink"), None, pages + 1
+    return items
+
+
+def test_call_records_are_listed_by_start_time_and_paged_with_next_links(world, client, graph, origin):
+    world["clock"].advance(1)  # after every call of the tests before
+    since = datetime.fromtimestamp(world["clock"].now, UTC)
+    ids = {hold_call(world, client, origin) for _ in range(3)}
+    graph.call_records_page_size = 2
+    try:
+        window = {"$filter": f"startDateTime ge {since:%Y-%m-%dT%H:%M:%SZ}"}
+        first = client.get("/v1.0/communications/callRecords", params=window).json()
+        records = every_page(client, "/v1.0/communications/callRecords", window)
+    finally:
+        graph.call_records_page_size = 60
+    assert len(first["value"]) == 2 and first["@odata.nextLink"].startswith(f"{origin}/v1.0/communications/")
+    assert {r["joinWebUrl"] for r in records} == {f"{origin}/meet/{meeting_id}" for meeting_id in ids}
+    assert all("sessions" not in r and r["type"] == "groupCall" for r in records)
+    refused = client.get("/v1.0/communications/callRecords", params={"$filter": "joinWebUrl eq 'x'"})
+    assert refused.status_code == 400
+
+
+def test_a_call_record_expands_sessions_with_segments_paged_and_says_whose_network_was_poor(world, client, graph,
+                                                                                            origin):
+    world["clock"].advance(1)  # after every call of the tests before
+    since = datetime.fromtimestamp(world["clock"].now, UTC)
+    meeting_id = hold_call(world, client, origin, poor="patient")
+    record_id = next(r["id"] for r in every_page(client, "/v1.0/communications/callRecords", {
+        "$filter": f"startDateTime ge {since:%Y-%m-%dT%H:%M:%SZ}"}) if r["joinWebUrl"].endswith(meeting_id))
+    graph.sessions_page_size = 1
+    try:
+        record = client.get(f"/v1.0/communications/callRecords/{record_id}",
+                            params={"$expand": "sessions($expand=segments)"}).json()
+        rest = every_page(client, record["sessions@odata.nextLink"])
+    finally:
+        graph.sessions_page_size = 60
+    sessions = record["sessions"] + rest
+    assert len(record["sessions"]) == 1 and len(sessions) == 2
+    legs = {("user" in s["caller"]["identity"]): s["segments"][0]["media"] for s in sessions}
+    audio = {staff: next(m for m in media if m["label"] == "main-audio")["streams"] for staff, media in legs.items()}
+    assert {s["averagePacketLossRate"] for s in audio[False]} == {0.14}  # the patient's
+    assert {s["averagePacketLossRate"] for s in audio[True]} == {0.002}
+    assert legs[True][0]["callerNetwork"]["ipAddress"] and sessions[0]["caller"]["userAgent"]["headerValue"]
+
+
+def test_call_records_need_call_records_read_all_and_stay_in_their_tenant(world, client, origin):
+    meeting_id = hold_call(world, client, origin)
+    record_id = next(r["id"] for r in every_page(client, "/v1.0/communications/callRecords")
+                     if r["joinWebUrl"].endswith(meeting_id))
+    without = world["entra"].mint_app_token(roles=["OnlineMeetings.ReadWrite.All"])
+    other = world["entra"].mint_app_token(OTHER_TENANT_ID)
+    denied = client.get("/v1.0/communications/callRecords", headers={"Authorization": f"Bearer {without}"})
+    elsewhere = client.get(f"/v1.0/communications/callRecords/{record_id}",
+                           headers={"Authorization": f"Bearer {other}"})
+    assert denied.status_code == 403 and elsewhere.status_code == 404
 
 
 def test_switch_refuses_the_virtual_appointment_link_to_app_tokens_only(world, client, graph):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.errors import InvalidInput, NotFound, NotSignedIn
+from shared.errors import DependencyFailed, InvalidInput, NotFound, NotSignedIn
 from shared.microsoft.graph import AccessPolicyMissing
 from shared.portal import auth
 from shared.reports import attendance as att
@@ -176,6 +176,9 @@ class FakeGraph:
     def __init__(self, tenant_id):
         self.tenant_id = tenant_id
 
+    def online_meeting(self, organizer, meeting_id):
+        raise NotFound("Teams has not written call records for these meetings")
+
     def attendance_reports(self, organizer, meeting_id):
         answer = self.answers[meeting_id]
         if isinstance(answer, Exception):
@@ -201,6 +204,30 @@ def test_reconcile_settles_due_visits_and_leaves_the_rest(monkeypatch):
     assert (summary.checked, summary.completed, summary.pending) == (3, 1, 2)
 
 
+class GraphWithoutCallRecords(FakeGraph):
+    """A tenant set up before CallRecords.Read.All was granted: Graph answers 403 to the call-records listing."""
+
+    listings = 0
+
+    def online_meeting(self, organizer, meeting_id):
+        return {"joinWebUrl": f"https://teams.example/meet/{meeting_id}"}
+
+    def call_records_started_between(self, start, end):
+        GraphWithoutCallRecords.listings += 1
+        raise DependencyFailed("Microsoft Graph answered HTTP 403.")
+
+
+def test_without_call_records_attendance_still_settles_and_the_listing_is_tried_once_per_run(monkeypatch):
+    monkeypatch.setattr(att, "GraphClient", GraphWithoutCallRecords)
+    GraphWithoutCallRecords.answers = {"m1": [report(staff((0, 20)), patient((4, 18)))],
+                                       "m2": [report(staff((0, 20)), patient((4, 18)))]}
+    fake = FakeUsage([visit(RowKey="one", meeting_id="m1"), visit(RowKey="two", meeting_id="m2")])
+    summary = att.ReconcileSummary()
+    att.reconcile_endpoint(fake, TENANT, ENDPOINT, "americas", T0 + timedelta(hours=1), summary)
+    assert [(key, fields["status"]) for key, fields in fake.recorded] == [("one", "completed"), ("two", "completed")]
+    assert (summary.completed, summary.call_quality, GraphWithoutCallRecords.listings) == (2, 0, 1)
+
+
 def test_a_missing_access_policy_stops_the_endpoint_for_this_run(monkeypatch):
     monkeypatch.setattr(att, "GraphClient", FakeGraph)
     FakeGraph.answers = {"m": AccessPolicyMissing("no policy")}
@@ -213,10 +240,16 @@ def test_a_missing_access_policy_stops_the_endpoint_for_this_run(monkeypatch):
 
 
 def row(status: str | None = None, wait: int | None = None, duration: int | None = None, sms: bool = False,
-        minutes: int = 0) -> usage.VisitRow:
+        minutes: int = 0, department: str = "32216049", **quality) -> usage.VisitRow:
     return usage.visit_row({"scheduled_start": T0 + timedelta(minutes=minutes), "status": status,
                             "lobby_wait_seconds": wait, "duration_seconds": duration, "sms_sent": sms,
-                            "department": "32216049"}, ENDPOINT.model_copy(update={"display_name": "=Contoso"}))
+                            "department": department, **quality},
+                           ENDPOINT.model_copy(update={"display_name": "=Contoso"}))
+
+
+POOR = {"poor_call": True, "patient_jitter_ms": 52, "patient_packet_loss_percent": 14.0,
+        "patient_round_trip_ms": 620, "staff_jitter_ms": 4, "staff_packet_loss_percent": 0.2,
+        "staff_round_trip_ms": 45}
 
 
 @pytest.mark.parametrize("value,days", [(None, 30), ("", 30), ("7", 7), ("30", 30), ("90", 90)])
@@ -247,9 +280,22 @@ def test_totals_median_and_average_lobby_wait_average_duration_and_sms_share():
     assert totals.sms_sent_percent == 60
 
 
+def test_poor_calls_are_counted_over_visits_whose_quality_was_read_by_day_and_department():
+    visits = [row("completed", minutes=0, **POOR), row("completed", minutes=10, poor_call=False),
+              row("completed", minutes=20, department="4048128", poor_call=False),
+              row("completed", minutes=24 * 60, **POOR), row("completed", minutes=30), row("no_show")]
+    totals = usage.totals(visits)
+    assert (totals.calls_with_quality, totals.poor_calls, totals.poor_call_percent) == (4, 2, 50)
+    shares = [(s.day.isoformat(), s.department, s.calls, s.poor, s.poor_percent)
+              for s in usage.poor_calls_by_day(visits)]
+    assert shares == [("2025-03-05", "32216049", 1, 1, 100), ("2025-03-04", "32216049", 2, 1, 50),
+                      ("2025-03-04", "4048128", 1, 0, 0)]
+
+
 def test_totals_of_no_visits_are_unknown_not_zero():
     totals = usage.totals([])
     assert totals.visits == 0 and totals.median_lobby_wait_seconds is None and totals.sms_sent_percent is None
+    assert totals.poor_call_percent is None
 
 
 @pytest.mark.parametrize("seconds,clock,spoken", [
@@ -261,9 +307,9 @@ def test_durations_for_spreadsheets_and_for_people(seconds, clock, spoken):
 
 
 def sample_report() -> usage.Report:
-    visits = [row("completed", 245, 900, True, minutes=60), row("no_show", minutes=0)]
+    visits = [row("completed", 245, 900, True, minutes=60, **POOR), row("no_show", minutes=0)]
     return usage.Report(days=7, start=T0 - timedelta(days=7), end=T0 + timedelta(hours=2),
-                        totals=usage.totals(visits), visits=visits)
+                        totals=usage.totals(visits), visits=visits, poor_calls_by_day=usage.poor_calls_by_day(visits))
 
 
 def test_csv_has_one_header_and_a_row_per_visit_safe_for_spreadsheets():
@@ -272,15 +318,19 @@ def test_csv_has_one_header_and_a_row_per_visit_safe_for_spreadsheets():
     rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
     assert rows[0] == list(usage.CSV_COLUMNS)
     assert rows[1] == ["2025-03-04 10:00", "America/Chicago", "test", "'=Contoso", "32216049", "0:04:05", "0:15:00",
-                       "Completed", "Yes"]
-    assert rows[2][5:] == ["", "", "No show", "No"]
+                       "Completed", "Yes", "Poor", "4", "0.2", "45", "52", "14", "620"]
+    assert rows[2][5:] == ["", "", "No show", "No", "", "", "", "", "", "", ""]
     assert usage.csv_filename(sample_report()) == "virtual-visits-usage-7-days-2025-03-04.csv"
 
 
 def test_page_is_an_accessible_table_with_the_ranges_and_the_portal():
     caller = auth.Caller(TENANT, "oid", "Alex Wilber", "Reports Reader", "csrf")
     page = usage.as_html(sample_report(), caller)
-    assert "<caption" in page and page.count('scope="col"') == 7 and page.count('scope="row"') == 2
+    assert "<caption" in page and page.count('scope="col"') == 8 + 4 and page.count('scope="row"') == 2 + 1
+    words = " ".join(page.split())
+    assert "Poor <br>" in words and "Patient: jitter 52 ms, loss 14 %, round trip 620 ms" in words
+    assert '<th scope="row">2025-03-04</th> <td>32216049</td> <td class="number">1</td> <td class="number">100% (1)' \
+        in words
     assert 'href="/api/portal/reports/usage?days=7" aria-current="page"' in page
     assert 'href="/api/portal/reports/usage?days=90"' in page and 'href="/api/portal"' in page
     assert "format=csv" in page and "4 min 5 s" in page and "No show" in page
