@@ -1,11 +1,15 @@
-"""SMS confirmations and reminders: the timer that sends them and the Event Grid trigger for ACS SMS events."""
+"""Confirmations and reminders: the timer that sends them, the Event Grid trigger for ACS SMS and email events,
+and the email unsubscribe link."""
 
 import logging
 from datetime import UTC, datetime
 
 import azure.functions as func
 
+from functions.responses import friendly_errors, html_response
+from shared.join import language_from_header
 from shared.notifications import handle_sms_event, run_notifications
+from shared.notifications.unsubscribe import confirm_page, unsubscribe
 
 bp = func.Blueprint()
 log = logging.getLogger("connector")
@@ -20,6 +24,17 @@ def sms_notifications(timer: func.TimerRequest) -> None:
 
 @bp.event_grid_trigger(arg_name="event")
 def sms_delivery_report(event: func.EventGridEvent) -> None:
-    """ACS delivery reports (status by message tag) and patients' STOP / START replies."""
+    """ACS delivery reports (SMS by message tag, email by message id) and patients' STOP / START replies."""
     outcome = handle_sms_event(event.id, event.event_type, event.get_json())
     log.info("sms event %s: %s", event.event_type.rsplit(".", 1)[-1], outcome)
+
+
+@bp.route(route="unsubscribe/{token}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@friendly_errors
+def email_unsubscribe(req: func.HttpRequest) -> func.HttpResponse:
+    """GET asks to confirm (mail scanners open links); POST, the button or a mail client's one-click, unsubscribes."""
+    token, language = req.route_params.get("token", ""), language_from_header(req.headers.get("accept-language", ""))
+    page = unsubscribe(token, language) if req.method == "POST" else confirm_page(token, language)
+    return html_response(page.html, status=page.status,
+                         headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                  "form-action 'self'; frame-ancestors 'none'", "Referrer-Policy": "no-referrer"})

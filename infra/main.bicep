@@ -148,6 +148,19 @@ param smsRatePerMinute int = 200
 @minValue(1)
 param smsLookaheadHours int = 26
 
+@description('Send notification emails (Email Communication Service, sender domain linked to ACS). Off: SMS only.')
+param emailEnabled bool = true
+
+@description('Your own sender domain (for example notify.contoso-health.org); empty for an Azure-managed domain.')
+param emailCustomDomain string = ''
+
+@description('Link the custom domain to ACS. Set it true in a second deployment, once the DNS records in the output EMAIL_VERIFICATION_RECORDS are added and the domain shows Verified; an Azure-managed domain is linked at once.')
+param emailCustomDomainVerified bool = false
+
+@minValue(1)
+@description('Emails per minute from the sender address (ACS limits a new resource; raise it with a support request).')
+param emailRatePerMinute int = 30
+
 param licenseSkuPartNumbers string = 'Microsoft_Cloud_for_Healthcare,TEAMS_EHR_CONNECTOR'
 
 param licenseEnforceInTest bool = false
@@ -355,12 +368,27 @@ module alerts 'modules/alerts.bicep' = if (!empty(alertEmail)) {
   }
 }
 
+module email 'modules/email.bicep' = if (emailEnabled) {
+  name: 'email'
+  scope: rg
+  params: {
+    name: 'email-${resourceToken}'
+    dataLocation: acsDataLocation
+    customDomain: emailCustomDomain
+    tags: tags
+  }
+}
+
+// A custom domain can be linked (and sent from) only once its DNS records are verified.
+var emailLinked = emailEnabled && (empty(emailCustomDomain) || emailCustomDomainVerified)
+
 module communication 'modules/communication.bicep' = {
   name: 'communication'
   scope: rg
   params: {
     name: 'acs-${resourceToken}'
     dataLocation: acsDataLocation
+    linkedDomains: emailLinked ? [email.outputs.domainId] : []
     tags: tags
   }
 }
@@ -427,6 +455,8 @@ module functionApp 'modules/function-app.bicep' = {
     smsSchedule: smsSchedule
     smsRatePerMinute: smsRatePerMinute
     smsLookaheadHours: smsLookaheadHours
+    emailSenderAddress: emailLinked ? email.outputs.senderAddress : ''
+    emailRatePerMinute: emailRatePerMinute
     licenseSkuPartNumbers: licenseSkuPartNumbers
     licenseEnforceInTest: licenseEnforceInTest
     httpTimeoutSeconds: httpTimeoutSeconds
@@ -472,3 +502,6 @@ output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.connectionString
 output SEAL_ACTIVE_KEY_ID string = sealActiveKeyId
 output KEY_VAULT_SECRETS array = functionApp.outputs.referencedSecrets
+output EMAIL_SENDER_ADDRESS string = emailLinked ? email.outputs.senderAddress : ''
+output EMAIL_SENDER_DOMAIN string = emailEnabled ? email.outputs.senderDomain : ''
+output EMAIL_VERIFICATION_RECORDS object = emailEnabled ? email.outputs.verificationRecords : {}

@@ -28,6 +28,8 @@ SMART_CLIENT_ID = "b6a1e2f3-0c4d-4e5f-8a7b-9c0d1e2f3a4b"
 SMART_SYSTEM_CLIENT_ID = "system-7d1e2f3a-4b5c"
 SMART_SYSTEM_SECRET = "sandbox-system-secret"
 ACS_ACCESS_KEY = "c2FuZGJveC1hY3Mta2V5LW5vdC1hLXNlY3JldC0xMjM0NTY3ODkw"  # base64, as ACS keys are
+# The sender of notification emails, at the domain the ACS stand-in has linked (like an Azure-managed domain).
+EMAIL_SENDER_ADDRESS = "DoNotReply@sandbox.azurecomm.net"
 SEAL_KEYS = "k1:q6T1bQy3nX9vW2eR5tY8uI0oP4aS7dF1gH3jK6lZ9xc="
 HASH_KEY = "Zm9yLXRoZS1zYW5kYm94LW9ubHktaGFzaC1rZXktMzI="
 
@@ -123,6 +125,7 @@ class World:
             "HASH_KEY": HASH_KEY,
             "ACS_ENDPOINT": self.acs_url,
             "ACS_ACCESS_KEY": ACS_ACCESS_KEY,
+            "EMAIL_SENDER_ADDRESS": EMAIL_SENDER_ADDRESS,
             "ALLOW_PRIVATE_FHIR_HOSTS": "true",
             # The Oracle stand-in is "localhost"; 127.0.0.1 (the same server) plays an untrusted other host.
             "TRUSTED_EHR_HOSTS": "localhost",

@@ -45,6 +45,7 @@ class Sandbox:
             "PowerChart (start a provider launch here)": f"{world.oracle_url}/powerchart",
             "Admin portal": f"{world.host_url}/api/portal",
             "Patient phone (SMS outbox)": f"{world.acs_url}/outbox",
+            "Patient mailbox (email inbox; Fiona Fakename has only a home phone)": f"{world.acs_url}/inbox",
             "Usage report (sign in as an administrator)": f"{world.host_url}/api/portal/reports/usage",
             "Health": f"{world.host_url}/api/health",
         }

@@ -34,6 +34,7 @@ def seed_demo_configuration(sandbox: Sandbox) -> None:
         repository.save_endpoint(tenant, FhirEndpoint(
             base_url=sandbox.world.fhir_base(cerner_tenant), environment=environment, display_name=name,
             departments=departments, organizer=ORGANIZER_UPN, sms_number=DEMO_SMS_NUMBER,
+            channel="email_if_no_mobile",
         ), ADMIN_OID_PLACEHOLDER)
     now = datetime.now(UTC)
     repository.save_sms_consents(tenant, SmsConsents(

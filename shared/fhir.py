@@ -41,6 +41,7 @@ class Patient(BaseModel):
     id: str
     display_name: str = ""
     mobile: str = ""
+    email: str = ""
     language: str = ""
 
 
@@ -100,12 +101,24 @@ def _mobile(resource: dict[str, Any]) -> str:
     return mobiles[0]["value"] if mobiles else ""
 
 
+def _email(resource: dict[str, Any]) -> str:
+    """The patient's current email address: home before work, then Cerner's rank."""
+    emails = [t for t in resource.get("telecom") or [] if t.get("system") == "email" and t.get("value")]
+    emails = [t for t in emails if not (t.get("period") or {}).get("end") and t.get("use") != "old"]
+
+    def order(telecom: dict[str, Any]) -> tuple[int, int]:
+        rank = str(telecom.get("rank", "99"))
+        return (0 if telecom.get("use") in (None, "home") else 1, int(rank) if rank.isdigit() else 99)
+
+    return sorted(emails, key=order)[0]["value"].strip() if emails else ""
+
+
 def patient_from_fhir(resource: dict[str, Any]) -> Patient:
     names = resource.get("name") or []
     official = next((n for n in names if n.get("use") == "official"), names[0] if names else {})
     display = official.get("text") or " ".join([*official.get("given", []), official.get("family", "")]).strip()
     return Patient(id=str(resource.get("id", "")), display_name=display, mobile=_mobile(resource),
-                   language=_preferred_language(resource))
+                   email=_email(resource), language=_preferred_language(resource))
 
 
 class FhirClient:

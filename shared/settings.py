@@ -70,6 +70,10 @@ class Settings(BaseSettings):
 
     sms_schedule: str = Field("0 */5 * * * *", description="NCRONTAB schedule of the reminder job.")
     sms_rate_per_minute: int = Field(200, ge=1, description="Sends per minute per sending number.")
+    email_sender_address: str = Field(
+        "", description="Sender of notification emails (DoNotReply@ a domain linked to ACS); empty turns email off."
+    )
+    email_rate_per_minute: int = Field(30, ge=1, description="Emails per minute from the sender address.")
     sms_lookahead_hours: int = Field(26, ge=1, description="How far ahead the reminder job searches appointments.")
     license_sku_part_numbers: str = Field(
         "Microsoft_Cloud_for_Healthcare,TEAMS_EHR_CONNECTOR",

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shared.email.link import email_link, emails_instead
 from shared.errors import Conflict, ConnectorError, Gone, InvalidInput, NotSignedIn
 from shared.fhir import FhirClient
 from shared.join import link_for, visit_key
@@ -121,15 +122,19 @@ def visit_context(visit_ref: str, session_cookie: str | None) -> VisitContext:
 
 
 def send_link(visit_ref: str, session_cookie: str | None, now: datetime | None = None) -> dict[str, Any]:
-    """Text the patient their join link once (repeated clicks within a minute send once)."""
+    """Text the patient their join link once (repeated clicks within a minute send once); email it instead when
+    the endpoint emails and the patient has no textable mobile."""
     now = now or datetime.now(UTC)
     context = visit_context(visit_ref, session_cookie)
-    _require_sms(context)
+    _require_consents(context)
     fhir = FhirClient(context.endpoint.base_url, context.session["token"])
     appointment = fhir.appointment(context.visit["appointment"])
     if appointment.cancelled:
         raise Gone("This appointment was cancelled in Cerner.", next_step="Nothing was sent to the patient.")
     patient = fhir.patient(appointment.patient_id)
+    if emails_instead(context.endpoint, patient):
+        return email_link(context.accounts, context.region, context.endpoint, appointment, patient, now)
+    _require_number(context)
     mobile = _textable_mobile(context, patient.mobile)
     ledger = LedgerRepository(context.accounts)
     start = appointment.start or now
@@ -147,10 +152,13 @@ def send_link(visit_ref: str, session_cookie: str | None, now: datetime | None =
     return {"status": "sent", "sent_to": masked(mobile), "repeated": False}
 
 
-def _require_sms(context: VisitContext) -> None:
+def _require_consents(context: VisitContext) -> None:
     if not context.config.sms_consents(context.visit["tenant"]).complete:
         raise Conflict("Text messages are not switched on for your organization.",
                        next_step="Read the link to the patient, or ask your administrator to enable SMS.")
+
+
+def _require_number(context: VisitContext) -> None:
     if not context.endpoint.sms_number:
         raise Conflict("No sending phone number is linked to this Cerner environment.",
                        next_step="Ask your administrator to link a number in the portal.")

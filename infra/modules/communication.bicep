@@ -27,12 +27,16 @@ param dataLocation string = 'United States'
 
 param tags object = {}
 
+@description('Resource IDs of verified email domains the resource sends from (email.bicep).')
+param linkedDomains array = []
+
 resource acs 'Microsoft.Communication/communicationServices@2023-04-01' = {
   name: name
   location: 'global'
   tags: tags
   properties: {
     dataLocation: dataLocation
+    linkedDomains: linkedDomains
   }
 }
 

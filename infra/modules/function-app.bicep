@@ -68,6 +68,11 @@ param sealActiveKeyId string
 
 param smsSchedule string
 param smsRatePerMinute int
+
+@description('Sender of notification emails at a domain linked to ACS; empty turns email off.')
+param emailSenderAddress string = ''
+
+param emailRatePerMinute int = 30
 param smsLookaheadHours int
 param licenseSkuPartNumbers string
 param licenseEnforceInTest bool
@@ -133,6 +138,8 @@ var appSettings = {
   SMS_SCHEDULE: smsSchedule
   SMS_RATE_PER_MINUTE: string(smsRatePerMinute)
   SMS_LOOKAHEAD_HOURS: string(smsLookaheadHours)
+  EMAIL_SENDER_ADDRESS: emailSenderAddress
+  EMAIL_RATE_PER_MINUTE: string(emailRatePerMinute)
   LICENSE_SKU_PART_NUMBERS: licenseSkuPartNumbers
   LICENSE_ENFORCE_IN_TEST: licenseEnforceInTest ? 'true' : 'false'
 

@@ -1,5 +1,5 @@
-// Event Grid system topic on the ACS resource, and the subscription that delivers SMS delivery reports and
-// patients' STOP / START replies to the app's Event Grid trigger.
+// Event Grid system topic on the ACS resource, and the subscription that delivers SMS and email delivery reports
+// and patients' STOP / START replies to the app's Event Grid trigger.
 
 @description('Name of the system topic.')
 param topicName string
@@ -54,6 +54,7 @@ resource smsToFunction 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025
       includedEventTypes: [
         'Microsoft.Communication.SMSDeliveryReportReceived'
         'Microsoft.Communication.SMSReceived'
+        'Microsoft.Communication.EmailDeliveryReportReceived'
       ]
     }
     retryPolicy: {

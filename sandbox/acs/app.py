@@ -5,6 +5,9 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from sandbox.acs.email import get_operation as get_email_operation
+from sandbox.acs.email import send_email
+from sandbox.acs.inbox import inbox_address, inbox_index
 from sandbox.acs.numbers import (
     get_number,
     get_operation,
@@ -39,6 +42,8 @@ def build_app(state: AcsState) -> Starlette:
         api("/sms/optouts:add", "sms.optouts.add", optouts_route("add"), "POST"),
         api("/sms/optouts:remove", "sms.optouts.remove", optouts_route("remove"), "POST"),
         api("/deliveryReports/{message_id}", "sms.deliveryReport", get_delivery_report, "GET"),
+        api("/emails:send", "email.send", send_email, "POST"),
+        api("/emails/operations/{operation_id}", "email.operation", get_email_operation, "GET"),
         api("/availablePhoneNumbers/countries/{country_code}/:search", "numbers.search", search_numbers, "POST"),
         api("/availablePhoneNumbers/:purchase", "numbers.purchase", purchase_numbers, "POST"),
         api("/availablePhoneNumbers/searchResults/{search_id}", "numbers.searchResult", get_search_result, "GET",
@@ -51,6 +56,8 @@ def build_app(state: AcsState) -> Starlette:
         Route("/outbox", outbox_index, methods=["GET"]),
         Route("/outbox/{phone}.json", outbox_json, methods=["GET"]),
         Route("/outbox/{phone}", outbox_phone, methods=["GET"]),
+        Route("/inbox", inbox_index, methods=["GET"]),
+        Route("/inbox/{address}", inbox_address, methods=["GET"]),
         Route("/_sandbox/reply", sandbox_reply, methods=["POST"]),
         Route("/_sandbox/numbers", sandbox_numbers, methods=["GET"]),
         Route("/_sandbox/verification", sandbox_verification, methods=["POST"]),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
+from sandbox.acs.mail import MailState
 from sandbox.acs.phones import (
     DELIVERED_DETAIL,
     DEMO_NUMBER,
@@ -67,6 +68,7 @@ class AcsState:
         self._units_sent: dict[str, deque[tuple[datetime, int]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_number = 200
+        self.mail = MailState()  # the Email half: sender domains, operations, inbox
         for number in owned_numbers:
             self.own_number(number, verification="verified")
 

@@ -23,13 +23,16 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from shared import telemetry
+from shared.email.acs import EmailContent, send_email
+from shared.email.texts import render_email
 from shared.errors import DependencyFailed, DependencyTimeout
 from shared.fhir import Appointment
 from shared.join import link_for
-from shared.notifications.optouts import OPTED_OUT, OptOutStore
+from shared.notifications.optouts import OPTED_OUT, OptOutStore, email_key, email_scope
 from shared.notifications.planning import KIND_ORDER, Send, Slot
 from shared.notifications.report import RunReport
 from shared.notifications.throttle import TokenBucket
+from shared.notifications.unsubscribe import unsubscribe_url
 from shared.settings import Region
 from shared.sms.acs import SendOutcome, SmsThrottled, send_sms
 from shared.sms.texts import render_sms
@@ -54,10 +57,12 @@ class Outbound:
     to: str
     language: str
     first_text: bool = True  # no earlier text of this visit went out: the usage report learns of it now
+    channel: str = "sms"  # or "email": then `to` is an address and `from_address` the sender
+    from_address: str = ""
 
     @property
     def sender(self) -> str:
-        return self.endpoint.sms_number
+        return self.from_address if self.channel == "email" else self.endpoint.sms_number
 
     @property
     def tag(self) -> str:
@@ -79,9 +84,9 @@ class Outcome:
     transient: bool = False
 
 
-def new_row(slot: Slot, appointment: Appointment, visit: str, at: datetime) -> dict[str, Any]:
+def new_row(slot: Slot, appointment: Appointment, visit: str, at: datetime, channel: str = "sms") -> dict[str, Any]:
     """The fields of a freshly claimed ledger row (only opaque keys and times)."""
-    return {
+    return ({"channel": channel} if channel != "sms" else {}) | {
         "kind": slot.kind, "status": "sending", "visit": visit, "start_at": slot.start, "due_at": slot.due_at or at,
         "claimed_at": at, "first_sent": at, "attempt_at": at, "generation": 0, "attempts": 1,
         "appointment_end": appointment.end or slot.start + timedelta(hours=1),
@@ -109,11 +114,15 @@ def classify(result: SendOutcome) -> Outcome:
     return Outcome("failed", detail=f"HTTP {result.http_status}")
 
 
-def render(outbound: Outbound) -> str:
-    """The SMS text, in the patient's language, with the local start time and (except cancellations) the link."""
+def render(outbound: Outbound) -> str | EmailContent:
+    """The SMS text or the email, in the patient's language, with the local start time and (except
+    cancellations) the link; an email also carries the recipient's unsubscribe link."""
     slot = outbound.send.slot
     link = "" if slot.kind == "cancellation" else link_for(outbound.endpoint, outbound.appointment)
     local = slot.start.astimezone(ZoneInfo(outbound.endpoint.time_zone))
+    if outbound.channel == "email":
+        unsubscribe = unsubscribe_url(outbound.endpoint.id, outbound.to, outbound.language)
+        return render_email(slot.kind, outbound.language, local, link, unsubscribe)
     return render_sms(slot.kind, outbound.language, local, link)
 
 
@@ -128,11 +137,12 @@ class Courier:
     """Sends outbound messages through ACS under the ledger's exactly-once protocol."""
 
     def __init__(self, ledger: Ledger, report: RunReport, clock: Callable[[], datetime], *,
-                 send: Callable[..., SendOutcome] = send_sms, optouts: OptOutStore | None = None,
+                 send: Callable[..., SendOutcome] = send_sms, send_mail: Callable[..., SendOutcome] = send_email,
+                 optouts: OptOutStore | None = None,
                  usage: Callable[[Outbound], None] | None = None, backoff: Sequence[float] = SEND_BACKOFF,
                  sleep: Callable[[float], None] = time.sleep):
         self.ledger, self.report, self.clock = ledger, report, clock
-        self._send, self._optouts, self._usage = send, optouts, usage
+        self._send, self._send_mail, self._optouts, self._usage = send, send_mail, optouts, usage
         self._backoff, self._sleep = tuple(backoff), sleep
 
     def deliver(self, outbound: Outbound, bucket: TokenBucket | None = None) -> str:
@@ -160,7 +170,8 @@ class Courier:
         send, at = outbound.send, self.clock()
         existing = send.existing
         if existing is None:
-            fields = new_row(send.slot, outbound.appointment, outbound.visit, at)
+            fields = new_row(send.slot, outbound.appointment, outbound.visit, at, outbound.channel)
+            fields |= self._message_id(outbound, 0)
             etag = self.ledger.create(outbound.region, outbound.partition, send.row, fields)
             return None if etag is None else (etag, 0, at)
         fields: dict[str, Any] = {"status": "sending", "attempt_at": at, "attempts": existing.attempts + 1}
@@ -168,12 +179,21 @@ class Courier:
         if send.new_generation:
             generation, first_sent = existing.generation + 1, at
             fields |= {"generation": generation, "first_sent": at, "claimed_at": at, "start_at": send.slot.start}
+            fields |= self._message_id(outbound, generation)
         etag = self.ledger.merge(outbound.region, outbound.partition, send.row, fields, etag=existing.etag)
         return None if etag is None else (etag, generation, first_sent)
 
+    @staticmethod
+    def _message_id(outbound: Outbound, generation: int) -> dict[str, str]:
+        """An email's ACS operation id is its repeatability id, known before sending: an email delivery report
+        (which carries no tag) can find its row even when it arrives before the send is recorded."""
+        if outbound.channel != "email":
+            return {}
+        return {"message_id": repeatability_id(outbound.tag, generation)}
+
     # sending -------------------------------------------------------------------------------------------------
 
-    def _attempt(self, outbound: Outbound, text: str, request_id: str, first_sent: datetime) -> Outcome:
+    def _attempt(self, outbound: Outbound, text: str | EmailContent, request_id: str, first_sent: datetime) -> Outcome:
         """Send, retrying transient failures a little with the same id, first-sent and text."""
         outcome = Outcome("unsure")
         for delay in (0.0, *self._backoff):
@@ -184,10 +204,15 @@ class Courier:
                 return outcome
         return outcome
 
-    def _send_once(self, outbound: Outbound, text: str, request_id: str, first_sent: datetime) -> Outcome:
+    def _send_once(self, outbound: Outbound, text: str | EmailContent, request_id: str,
+                   first_sent: datetime) -> Outcome:
         try:
-            result = self._send(outbound.sender, outbound.to, text, tag=outbound.tag,
-                                repeatability_id=request_id, first_sent=first_sent)
+            if isinstance(text, EmailContent):
+                result = self._send_mail(outbound.sender, outbound.to, text, repeatability_id=request_id,
+                                         first_sent=first_sent)
+            else:
+                result = self._send(outbound.sender, outbound.to, text, tag=outbound.tag,
+                                    repeatability_id=request_id, first_sent=first_sent)
         except SmsThrottled as throttled:
             return Outcome("retry", detail="throttled", retry_after=throttled.retry_after)
         except DependencyTimeout:
@@ -211,7 +236,11 @@ class Courier:
         if outcome.status == "sent" and outbound.first_text and self._usage is not None:
             self._usage(outbound)
         if outcome.status == "opted_out" and self._optouts is not None:
-            self._optouts.record(outbound.region, outbound.sender, outbound.to, OPTED_OUT, at)
+            if outbound.channel == "email":
+                self._optouts.record_key(outbound.region, email_scope(outbound.endpoint.id), email_key(outbound.to),
+                                         OPTED_OUT, at)
+            else:
+                self._optouts.record(outbound.region, outbound.sender, outbound.to, OPTED_OUT, at)
 
     def _write(self, outbound: Outbound, etag: str, fields: dict[str, Any]) -> None:
         """Record the outcome; a delivery report that got there first keeps its status."""
@@ -227,15 +256,18 @@ class Courier:
 
     def _count(self, outbound: Outbound, outcome: Outcome) -> None:
         kind = outbound.send.slot.kind
+        sms = outbound.channel == "sms"  # the SMS metrics and their delivery alert count texts only, not e-mails
         if outcome.status == "sent":
             self.report.record_sent(kind)
-            telemetry.count("connector.sms.sent", kind=kind)
+            if sms:
+                telemetry.count("connector.sms.sent", kind=kind)
         elif outcome.status == "unsure":
             self.report.add("retrying")
         elif outcome.status == "retry":
             self.report.add("carried_over")
         elif outcome.status == "failed":
             self.report.add("failed")
-            telemetry.count("connector.sms.failed", kind=kind, stage="send")
+            if sms:
+                telemetry.count("connector.sms.failed", kind=kind, stage="send")
         else:
             self.report.add("skipped")

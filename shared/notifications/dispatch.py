@@ -29,9 +29,10 @@ class Dispatcher:
 
     def __init__(self, courier: Courier, report: RunReport, per_minute: int, deadline: float, workers: int = 8,
                  buckets: Callable[[str, int], TokenBucket] = bucket_for,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic, rate_for: Callable[[str], int] | None = None):
         self.courier, self.report, self.per_minute, self.deadline = courier, report, per_minute, deadline
         self.workers, self.buckets, self.monotonic = workers, buckets, monotonic
+        self.rate_for = rate_for or (lambda _sender: per_minute)  # the email sender has its own limit
         # A free worker is taken before a token, so tokens are spent when sends start, not when they queue.
         self._slots = threading.BoundedSemaphore(workers)
 
@@ -48,7 +49,7 @@ class Dispatcher:
                 producer.join()
 
     def _produce(self, pool: ThreadPoolExecutor, sender: str, queue: list[Outbound]) -> None:
-        bucket = self.buckets(sender, self.per_minute)
+        bucket = self.buckets(sender, self.rate_for(sender))
         for index, outbound in enumerate(queue):
             if not self._slots.acquire(timeout=max(0.0, self.deadline - self.monotonic())):
                 self.report.add("carried_over", len(queue) - index)

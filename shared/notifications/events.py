@@ -1,4 +1,5 @@
-"""ACS SMS events from Event Grid: delivery reports update the ledger row their tag names; STOP / START replies.
+"""ACS events from Event Grid: SMS delivery reports update the ledger row their tag names; STOP / START replies;
+email delivery reports update the row whose message id (the send operation's id) they carry.
 
 Event Grid delivers at least once and in any order, so every change is idempotent on the event id and an
 opt-out change older than the recorded one is ignored. Keys arrive in PascalCase (documented samples) or
@@ -11,15 +12,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared import telemetry
-from shared.notifications.optouts import OPTED_IN, OPTED_OUT, OptOutStore
+from shared.notifications.optouts import OPTED_IN, OPTED_OUT, OptOutStore, email_key, email_scope
 from shared.notifications.planning import KIND_ORDER
-from shared.settings import Region
+from shared.settings import Region, get_settings
 from shared.storage.accounts import TableAccounts, default_accounts
 from shared.storage.config import ConfigRepository
 from shared.storage.ledger import LedgerRepository, parse_message_tag
 
 DELIVERY_REPORT = "Microsoft.Communication.SMSDeliveryReportReceived"
 RECEIVED = "Microsoft.Communication.SMSReceived"
+EMAIL_DELIVERY_REPORT = "Microsoft.Communication.EmailDeliveryReportReceived"
+# ACS Email delivery statuses: Suppressed means the address is on the resource's suppression list (unsubscribed
+# or hard-bounced before); Expanded is a distribution list, not an outcome for a recipient.
+EMAIL_STATUSES = {"delivered": "delivered", "suppressed": OPTED_OUT, "bounced": "failed", "failed": "failed",
+                  "quarantined": "failed", "filteredspam": "failed"}
 # Carrier keywords on US toll-free numbers (domain-notes E5).
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"})
 START_WORDS = frozenset({"START", "UNSTOP", "YES"})
@@ -34,7 +40,36 @@ def handle_sms_event(event_id: str, event_type: str, data: dict[str, Any] | None
         return delivery_report(event_id, fields, accounts)
     if event_type == RECEIVED:
         return reply(event_id, fields, accounts)
+    if event_type == EMAIL_DELIVERY_REPORT:
+        return email_delivery_report(event_id, fields, accounts)
     return "ignored"
+
+
+def email_delivery_report(event_id: str, fields: dict[str, Any], accounts: TableAccounts) -> str:
+    """Set the delivery status on the ledger row of the email's send operation; only our sender's reports."""
+    sender = get_settings().email_sender_address
+    if not sender or str(fields.get("sender") or "").lower() != sender.lower():
+        return "not_ours"
+    status = EMAIL_STATUSES.get(str(fields.get("status") or "").lower())
+    message_id = str(fields.get("messageid") or "")
+    if status is None or not message_id:
+        return "ignored"
+    ledger = LedgerRepository(accounts)
+    found = ledger.by_message_id(get_settings().enabled_regions, message_id)
+    if found is None:
+        return "unknown_row"  # purged after the appointment, or not ours
+    region, current = found
+    if current.get("event_id") == event_id:
+        return "duplicate"
+    at = attempted_at(fields)
+    ledger.merge(region, current["PartitionKey"], current["RowKey"],
+                 {"status": status, "detail": f"email {str(fields.get('status')).lower()}", "delivered_at": at,
+                  "event_id": event_id})
+    if status == OPTED_OUT and fields.get("recipient"):
+        endpoint_id = current["PartitionKey"].rsplit("-", 1)[0]
+        OptOutStore(ledger).record_key(region, email_scope(endpoint_id), email_key(str(fields["recipient"])),
+                                       OPTED_OUT, at, event_id)
+    return status
 
 
 def delivery_report(event_id: str, fields: dict[str, Any], accounts: TableAccounts) -> str:
@@ -97,6 +132,11 @@ def received_at(fields: dict[str, Any]) -> datetime:
     except ValueError:
         return datetime.now(UTC)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def attempted_at(fields: dict[str, Any]) -> datetime:
+    """deliveryAttemptTimeStamp of an email report, or now."""
+    return received_at({"receivedtimestamp": fields.get("deliveryattempttimestamp")})
 
 
 def e164(number: Any) -> str:

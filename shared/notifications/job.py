@@ -15,12 +15,13 @@ import phonenumbers
 from azure.core.exceptions import AzureError
 
 from shared import telemetry
+from shared.email.address import normalized
 from shared.errors import ConnectorError, DependencyFailed, DependencyTimeout, NotSignedIn
 from shared.fhir import Appointment, FhirClient, Patient
 from shared.join import visit_key
 from shared.notifications.courier import Courier, Outbound, new_row
 from shared.notifications.dispatch import Dispatcher
-from shared.notifications.optouts import OPTED_OUT, OptOutStore, phone_key
+from shared.notifications.optouts import OPTED_OUT, OptOutStore, email_key, email_scope, phone_key
 from shared.notifications.planning import LedgerRow, Policy, Send, Slot, iso, plan_appointment
 from shared.notifications.report import RunReport
 from shared.settings import Region, Settings, get_settings
@@ -53,11 +54,26 @@ class Target:
     region: Region
 
 
-def eligible_endpoints(config: ConfigRepository) -> list[Target]:
-    """Endpoints with a linked number and departments, of organizations that gave both SMS consents."""
+SMS_CHANNELS = frozenset({"sms", "both", "email_if_no_mobile"})
+EMAIL_CHANNELS = frozenset({"email", "both", "email_if_no_mobile"})
+
+
+def channels(endpoint: FhirEndpoint, settings: Settings) -> tuple[str, ...]:
+    """The channels an endpoint's notifications go by: SMS with a linked number, email with a sender address."""
+    found = []
+    if endpoint.channel in SMS_CHANNELS and endpoint.sms_number:
+        found.append("sms")
+    if endpoint.channel in EMAIL_CHANNELS and settings.email_sender_address:
+        found.append("email")
+    return tuple(found)
+
+
+def eligible_endpoints(config: ConfigRepository, settings: Settings | None = None) -> list[Target]:
+    """Endpoints with departments and a channel to send by, of organizations that gave both consents."""
+    settings = settings or get_settings()
     by_tenant: dict[str, list[FhirEndpoint]] = defaultdict(list)
     for tenant_id, endpoint in config.all_endpoints():
-        if endpoint.sms_number and endpoint.departments:
+        if channels(endpoint, settings) and endpoint.departments:
             by_tenant[tenant_id].append(endpoint)
     targets: list[Target] = []
     for tenant_id, endpoints in by_tenant.items():
@@ -93,7 +109,7 @@ def _run(now: datetime, started: float, max_seconds: float, workers: int, accoun
     ledger = LedgerRepository(accounts)
     report = RunReport()
     outbounds: list[Outbound] = []
-    for target in eligible_endpoints(ConfigRepository(accounts)):
+    for target in eligible_endpoints(ConfigRepository(accounts), settings):
         report.add("endpoints")
         outbounds += _prepare_safely(target, now, ledger, report, settings)
 
@@ -102,7 +118,13 @@ def _run(now: datetime, started: float, max_seconds: float, workers: int, accoun
 
     usage = UsageRepository(accounts)
     courier = Courier(ledger, report, clock, optouts=OptOutStore(ledger), usage=lambda o: record_usage(usage, o))
-    Dispatcher(courier, report, settings.sms_rate_per_minute, started + max_seconds, workers).run(outbounds)
+
+    def rate_for(sender: str) -> int:
+        email = sender == settings.email_sender_address
+        return settings.email_rate_per_minute if email else settings.sms_rate_per_minute
+
+    Dispatcher(courier, report, settings.sms_rate_per_minute, started + max_seconds, workers,
+               rate_for=rate_for).run(outbounds)
     return report
 
 
@@ -148,6 +170,8 @@ class EndpointRun:
         self.lookahead = timedelta(hours=settings.sms_lookahead_hours)
         self.policy = Policy.for_endpoint(self.endpoint)
         self.optouts = OptOutStore(ledger)
+        self.channels = channels(self.endpoint, settings)
+        self.sender_address = settings.email_sender_address
         self._visits: dict[str, str] = {}
         self._texted: set[str] = set()  # appointments that had a text before this run
 
@@ -156,12 +180,14 @@ class EndpointRun:
         appointments = [a for a in self._search() if a.start is not None]
         self.report.add("searched", len(appointments))
         rows = self._rows()
-        planned: list[tuple[Appointment, Send]] = []
+        planned: list[tuple[Appointment, Send, str]] = []
         for appointment in appointments:
             visit_rows = rows.get(self._visit(appointment), [])
-            if any(row.status in ("sent", "delivered") for row in visit_rows):
-                self._texted.add(appointment.id)
-            planned += [(appointment, send) for send in self._plan(appointment, visit_rows)]
+            for channel in self.channels:  # each channel has its own messages and rows, planned alike
+                channel_rows = [row for row in visit_rows if row.channel == channel]
+                if channel == "sms" and any(row.status in ("sent", "delivered") for row in channel_rows):
+                    self._texted.add(appointment.id)
+                planned += [(appointment, send, channel) for send in self._plan(appointment, channel_rows, channel)]
         outbounds = self._outbounds(planned)
         self.report.add("purged", self.ledger.purge_before(self.region, self.endpoint.id, self.now - PURGE_AFTER))
         return outbounds
@@ -217,16 +243,17 @@ class EndpointRun:
             self._visits[appointment.id] = visit_key(self.endpoint.id, appointment.id)
         return self._visits[appointment.id]
 
-    def _row_key(self, appointment: Appointment, slot: Slot) -> str:
-        """The ledger key of one message: a keyed hash of endpoint, appointment, kind (and offset or version, start)."""
-        return sealer().keyed_hash("sms", self.endpoint.id, appointment.id, *slot.key_parts)
+    def _row_key(self, appointment: Appointment, slot: Slot, channel: str = "sms") -> str:
+        """The ledger key of one message: a keyed hash of channel, endpoint, appointment, kind (and offset or
+        version, start)."""
+        return sealer().keyed_hash(channel, self.endpoint.id, appointment.id, *slot.key_parts)
 
     # planning --------------------------------------------------------------------------------------------------
 
-    def _plan(self, appointment: Appointment, rows: list[LedgerRow]) -> list[Send]:
-        """Plan one appointment and write what planning decided about its older rows."""
+    def _plan(self, appointment: Appointment, rows: list[LedgerRow], channel: str = "sms") -> list[Send]:
+        """Plan one appointment on one channel and write what planning decided about its older rows."""
         plan = plan_appointment(appointment, rows, self.policy, self.now,
-                                lambda slot: self._row_key(appointment, slot))
+                                lambda slot: self._row_key(appointment, slot, channel))
         for row, status, reason in plan.closes:
             self.ledger.merge(self.region, row.partition, row.row, {"status": status, "detail": reason}, etag=row.etag)
         for row in plan.stale_ends:  # moved later: keep its rows until the new end
@@ -235,24 +262,49 @@ class EndpointRun:
         self.report.add("in_flight", plan.in_flight)
         return plan.sends
 
-    def _outbounds(self, planned: list[tuple[Appointment, Send]]) -> list[Outbound]:
+    def _outbounds(self, planned: list[tuple[Appointment, Send, str]]) -> list[Outbound]:
         """Planned messages with their recipients; those that cannot go out are recorded as skipped."""
         if not planned:
             return []
-        patients = self._patients(sorted({a.patient_id for a, _ in planned if a.patient_id}))
-        opted_out = self.optouts.opted_out(self.region, self.endpoint.sms_number)
+        patients = self._patients(sorted({a.patient_id for a, _, _ in planned if a.patient_id}))
+        scopes = {"sms": self.endpoint.sms_number, "email": email_scope(self.endpoint.id)}
+        opted_out = {channel: frozenset[str]() for channel in scopes}
+        opted_out |= {channel: self.optouts.opted_out(self.region, scopes[channel]) for channel in self.channels}
         outbounds = []
-        for appointment, send in planned:
+        for appointment, send, channel in planned:
             patient = patients.get(appointment.patient_id)
-            to, problem = self._recipient(patient, opted_out)
+            if channel == "email":
+                to, problem = self._email_recipient(patient, opted_out["email"], opted_out["sms"])
+            else:
+                to, problem = self._recipient(patient, opted_out["sms"])
             if problem or patient is None:
-                self._skip(appointment, send, problem or "no_patient")
+                self._skip(appointment, send, problem or "no_patient", channel)
                 continue
             language = pick_language(patient.language, self.endpoint.default_language)
             partition = send.existing.partition if send.existing else day_partition(self.endpoint.id, send.slot.start)
+            first_text = channel == "sms" and appointment.id not in self._texted
             outbounds.append(Outbound(self.region, self.endpoint, appointment, send, partition,
-                                      self._visit(appointment), to, language, appointment.id not in self._texted))
+                                      self._visit(appointment), to, language, first_text, channel,
+                                      self.sender_address if channel == "email" else ""))
         return outbounds
+
+    def _textable(self, patient: Patient, sms_opted_out: frozenset[str]) -> bool:
+        """Whether this endpoint can text the patient: a mobile it reaches, and no STOP from it."""
+        return self._recipient(patient, sms_opted_out)[1] == "" if self.endpoint.sms_number else False
+
+    def _email_recipient(self, patient: Patient | None, opted_out: frozenset[str],
+                         sms_opted_out: frozenset[str]) -> tuple[str, str]:
+        """(address, '') or ('', why the patient gets no email for this message)."""
+        if patient is None:
+            return "", "no_patient"
+        if self.endpoint.channel == "email_if_no_mobile" and self._textable(patient, sms_opted_out):
+            return "", "texted_instead"
+        address = normalized(patient.email)
+        if address is None:
+            return "", "no_email"
+        if email_key(address) in opted_out:
+            return "", OPTED_OUT
+        return address, ""
 
     def _recipient(self, patient: Patient | None, opted_out: frozenset[str]) -> tuple[str, str]:
         """(E.164 mobile, '') or ('', why the patient cannot get this text)."""
@@ -265,14 +317,14 @@ class EndpointRun:
             return "", OPTED_OUT
         return mobile, ""
 
-    def _skip(self, appointment: Appointment, send: Send, reason: str) -> None:
+    def _skip(self, appointment: Appointment, send: Send, reason: str, channel: str = "sms") -> None:
         """Record once that this message cannot go out, so later runs neither retry it nor re-read the patient."""
         status = OPTED_OUT if reason == OPTED_OUT else "skipped"
         if send.existing is not None:
             self.ledger.merge(self.region, send.existing.partition, send.row, {"status": status, "detail": reason},
                               etag=send.existing.etag)
         else:
-            fields = new_row(send.slot, appointment, self._visit(appointment), self.now)
+            fields = new_row(send.slot, appointment, self._visit(appointment), self.now, channel)
             fields |= {"status": status, "detail": reason}
             self.ledger.create(self.region, day_partition(self.endpoint.id, send.slot.start), send.row, fields)
         self.report.add("skipped")

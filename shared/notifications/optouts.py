@@ -1,4 +1,5 @@
-"""SMS opt-outs (STOP / START) per sending number, kept in the ledger table with the phone number only hashed."""
+"""Opt-outs kept in the ledger table with the recipient only hashed: SMS STOP / START per sending number, email
+unsubscribes per FHIR endpoint."""
 
 from __future__ import annotations
 
@@ -23,6 +24,16 @@ def phone_key(phone: str) -> str:
     return sealer().keyed_hash("sms-recipient", phone)
 
 
+def email_key(address: str) -> str:
+    """An email recipient as a keyed hash (addresses compare case-insensitively)."""
+    return sealer().keyed_hash("email-recipient", address.strip().lower())
+
+
+def email_scope(endpoint_id: str) -> str:
+    """Whom an email unsubscribe is from: the FHIR endpoint's organization (a sender address can change)."""
+    return f"email:{endpoint_id}"
+
+
 class OptOutStore:
     """Who replied STOP to which number (carriers block them; we stop trying too)."""
 
@@ -36,7 +47,12 @@ class OptOutStore:
 
     def record(self, region: Region, sender: str, phone: str, status: str, at: datetime, event_id: str = "") -> bool:
         """Set a recipient's state unless a later change is recorded already (events can come late or twice)."""
-        partition, row = optout_partition(sender), phone_key(phone)
+        return self.record_key(region, sender, phone_key(phone), status, at, event_id)
+
+    def record_key(self, region: Region, sender: str, row: str, status: str, at: datetime,
+                   event_id: str = "") -> bool:
+        """Set the state of a recipient given by its keyed hash (see record)."""
+        partition = optout_partition(sender)
         fields = {"status": status, "updated_at": at, "event_id": event_id}
         for _attempt in range(3):
             current = self.ledger.get(region, partition, row)

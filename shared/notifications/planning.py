@@ -87,6 +87,7 @@ class LedgerRow:
     generation: int = 0
     attempts: int = 0
     etag: str = ""
+    channel: str = "sms"
 
     @classmethod
     def from_entity(cls, entity: Mapping[str, Any]) -> LedgerRow:
@@ -97,7 +98,7 @@ class LedgerRow:
             claimed_at=entity.get("claimed_at"), first_sent=entity.get("first_sent"),
             attempt_at=entity.get("attempt_at"), appointment_end=entity.get("appointment_end"),
             generation=int(entity.get("generation") or 0), attempts=int(entity.get("attempts") or 0),
-            etag=metadata.get("etag", ""),
+            etag=metadata.get("etag", ""), channel=entity.get("channel") or "sms",
         )
 
     def in_flight(self, now: datetime) -> bool:

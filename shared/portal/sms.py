@@ -18,9 +18,10 @@ from shared.portal import numbers
 from shared.portal.auth import Caller, Credentials, authenticate
 from shared.portal.endpoints import owned, public_endpoint
 from shared.portal.inputs import Strict, parse_body
+from shared.settings import get_settings
 from shared.sms.texts import LANGUAGES
 from shared.storage.accounts import TableAccounts, default_accounts
-from shared.storage.config import TABLE, ConfigRepository
+from shared.storage.config import TABLE, Channel, ConfigRepository
 from shared.storage.schema import check_entity
 
 NumberStatus = Literal["searching", "purchasing", "provisioned", "failed"]
@@ -66,6 +67,7 @@ class EndpointSmsInput(Strict):
     """Per FHIR base URL: the linked number and how confirmations and reminders go out."""
 
     sms_number: str = Field("", max_length=16)
+    channel: Channel | None = None  # omitted: unchanged (clients from before email keep working)
     confirmations_on: bool = True
     reminder_offsets: list[Annotated[int, Field(ge=1, le=10080)]] = Field(default_factory=lambda: [1440, 15],
                                                                         max_length=5)
@@ -187,7 +189,20 @@ def consents(credentials: Credentials) -> dict[str, Any]:
     current = _stores()[0].sms_consents(caller.tenant_id)
     return {**current.model_dump(mode="json"), "complete": current.complete,
             "consent_send_by_you": current.consent_send_by == caller.actor,
-            "consent_attendees_by_you": current.consent_attendees_by == caller.actor}
+            "consent_attendees_by_you": current.consent_attendees_by == caller.actor, "email": email_sender()}
+
+
+def email_sender() -> dict[str, str]:
+    """The deployment's email sender. Bicep sets it only once its domain is verified and linked to ACS (an
+    Azure-managed domain at once, a custom one after its DNS records verify), so set means ready."""
+    sender = get_settings().email_sender_address
+    if not sender:
+        return {"sender": "", "domain": "", "verification": "not_set_up",
+                "text": "Email is off: no sender domain is linked to Azure Communication Services."}
+    domain = sender.rpartition("@")[2]
+    managed = domain.endswith(".azurecomm.net")
+    return {"sender": sender, "domain": domain, "verification": "verified",
+            "text": f"Verified and linked ({'Azure-managed domain' if managed else 'your domain'})."}
 
 
 def save_consents(credentials: Credentials, body: bytes) -> dict[str, Any]:
@@ -343,6 +358,10 @@ def save_endpoint_sms(credentials: Credentials, endpoint_id: str, body: bytes) -
     request = parse_body(EndpointSmsInput, body)
     config, store = _stores()
     endpoint = owned(config, caller.tenant_id, endpoint_id)
+    switching_on_email = request.channel not in (None, "sms", endpoint.channel)
+    if switching_on_email and not config.sms_consents(caller.tenant_id).complete:
+        raise Conflict("Give both notification consents before switching on email.",
+                           next_step="Tick both consent boxes in Step 2 and save them.")
     if request.sms_number and request.sms_number != endpoint.sms_number:
         if not config.sms_consents(caller.tenant_id).complete:
             raise Conflict("Give both SMS consents before linking a phone number.",
@@ -351,5 +370,6 @@ def save_endpoint_sms(credentials: Credentials, endpoint_id: str, body: bytes) -
         if request.sms_number not in provisioned | set(_linked(config, caller.tenant_id)):
             raise InvalidInput("This phone number is not one of your organization's provisioned numbers.",
                                next_step="Pick a number listed under Your phone numbers, or generate one.")
-    changed = endpoint.model_copy(update=request.model_dump())
+    changed = endpoint.model_copy(update={k: v for k, v in request.model_dump().items()
+                                          if k != "channel" or v is not None})
     return public_endpoint(config.save_endpoint(caller.tenant_id, changed, caller.actor))

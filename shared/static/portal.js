@@ -7,6 +7,7 @@
   const canWrite = app.dataset.canWrite === "true";
   const $ = (id) => document.getElementById(id);
   const LANGUAGES = { en: "English", es: "Español", "pt-BR": "Português (Brasil)" };
+  const CHANNELS = { sms: "SMS", email: "Email", both: "SMS and email", email_if_no_mobile: "Email when there is no mobile" };
   const state = { endpoints: [], numbers: [], region: null };
 
   // --- plumbing ------------------------------------------------------------------------------------------------
@@ -258,6 +259,9 @@
     $("consent-record").textContent = consents.complete
       ? `Both consents are recorded (${recorded.join(" and ")}${who}).`
       : "SMS stays off until both consents are given.";
+    const email = consents.email || {};
+    $("email-domain").textContent = email.domain || "none";
+    $("email-verification").textContent = email.text || "";
   }
 
   async function saveConsents() {
@@ -345,6 +349,8 @@
     const box = el("div", { class: "sms-endpoint" },
       el("h4", { text: `${endpoint.display_name} · ${endpoint.environment} environment` }),
       el("div", { class: "row" },
+        field("Send by", el("select", { id: id("channel") }, ...Object.entries(CHANNELS).map(([code, name]) =>
+          el("option", { value: code, selected: code === (endpoint.channel || "sms"), text: name })))),
         field("Phone number", numberSelect),
         field("Default language", el("select", { id: id("language") }, ...Object.entries(LANGUAGES).map(([code, name]) =>
           el("option", { value: code, selected: code === endpoint.default_language, text: name })))),
@@ -373,7 +379,7 @@
     const offsets = value("reminders").split(",").map((item) => item.trim()).filter(Boolean).map(Number);
     await guarded(async () => {
       await api("PUT", `endpoints/${endpoint.id}/sms`, {
-        sms_number: value("sms-number"), confirmations_on: $(`confirmations-${endpoint.id}`).checked,
+        sms_number: value("sms-number"), channel: value("channel"), confirmations_on: $(`confirmations-${endpoint.id}`).checked,
         reminder_offsets: offsets, quiet_hours: quietHours, default_language: value("language"),
         time_zone: value("time-zone"),
       });

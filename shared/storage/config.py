@@ -18,6 +18,9 @@ from shared.storage.accounts import TableAccounts
 TABLE = "config"
 INDEX_PARTITION = "fhir_index"
 Environment = Literal["test", "production"]
+# How an endpoint's confirmations and reminders go out: texts, emails, both, or email only to patients
+# without a textable mobile.
+Channel = Literal["sms", "email", "both", "email_if_no_mobile"]
 # An index row whose endpoint row never followed (the writer died in between) may be claimed after this.
 STALE_CLAIM = timedelta(minutes=2)
 TAKEN = "This FHIR base URL is already registered by another organization."
@@ -42,6 +45,7 @@ class FhirEndpoint(BaseModel):
     departments: list[str] = Field(default_factory=list)
     organizer: str = ""
     sms_number: str = ""
+    channel: Channel = "sms"
     confirmations_on: bool = True
     reminder_offsets: list[int] = Field(default_factory=lambda: [24 * 60, 15])
     quiet_hours: str = ""
@@ -226,6 +230,7 @@ class ConfigRepository:
             departments=entities.json_field(entity, "departments", []),
             organizer=entity.get("organizer", ""),
             sms_number=entity.get("sms_number", ""),
+            channel=entity.get("channel", "sms"),
             confirmations_on=entity.get("confirmations_on", True),
             reminder_offsets=entities.json_field(entity, "reminder_offsets", [24 * 60, 15]),
             quiet_hours=entity.get("quiet_hours", ""),

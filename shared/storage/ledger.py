@@ -74,6 +74,15 @@ class LedgerRepository:
                         "kind": kind},
         ))
 
+    def by_message_id(self, regions: tuple[Region, ...], message_id: str) -> tuple[Region, dict[str, Any]] | None:
+        """The region and notification row that recorded an ACS message id (email reports carry no tag)."""
+        for region in regions:
+            rows = self._table(region).query_entities(
+                "Kind eq 'notification' and message_id eq @m", parameters={"m": message_id}, results_per_page=1)
+            for row in rows:
+                return region, row
+        return None
+
     def partition_rows(self, region: Region, partition: str, kind: str) -> list[dict[str, Any]]:
         """Every row of one partition and kind."""
         return list(self._table(region).query_entities(

@@ -14,7 +14,7 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
         "organization": frozenset({"region", "region_chosen_at", "region_chosen_by"}),
         "fhir_endpoint": frozenset({
             "base_url", "environment", "display_name", "departments", "organizer",
-            "sms_number", "confirmations_on", "reminder_offsets", "quiet_hours", "default_language",
+            "sms_number", "channel", "confirmations_on", "reminder_offsets", "quiet_hours", "default_language",
             "time_zone", "updated_at", "updated_by",
         }),
         "fhir_index": frozenset({"tenant_id", "endpoint_id", "environment"}),
@@ -36,6 +36,7 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
         "notification": frozenset({
             "kind", "status", "sent_at", "due_at", "appointment_end", "message_id", "attempts", "detail",
             "event_id", "visit", "start_at", "claimed_at", "first_sent", "attempt_at", "generation", "delivered_at",
+            "channel",
         }),
         # An SMS opt-out (STOP) per sending number and recipient, both as keyed hashes.
         "optout": frozenset({"status", "updated_at", "event_id"}),

@@ -44,7 +44,7 @@ def test_provider_sends_link_and_sees_the_patient_arrive(sandbox, oracle, acs, e
     patient.get_by_text("Someone in the meeting should let you in soon").wait_for()
     patient.screenshot(path=screenshots / "4-patient-lobby.png")
 
-    expect(provider.locator("#patient-status")).to_contain_text("Patient opened the link", timeout=10000)
+    expect(provider.locator("#patient-status")).to_contain_text("Patient opened the link")
     provider.screenshot(path=screenshots / "5-provider-sees-patient.png")
     teams = provider.context.new_page()
     teams.goto(provider.get_attribute("#join-teams", "href"))

@@ -335,7 +335,7 @@ def test_tables_are_provisioned_where_the_app_keeps_them(bicep: dict[str, dict[s
 
 
 def test_sms_events_reach_the_function_that_handles_them(bicep: dict[str, dict[str, Any]]) -> None:
-    from shared.notifications.events import DELIVERY_REPORT, RECEIVED
+    from shared.notifications.events import DELIVERY_REPORT, EMAIL_DELIVERY_REPORT, RECEIVED
 
     [(file, topic)] = resources(bicep, "Microsoft.EventGrid/systemTopics")
     assert file == SMS_EVENTS_MODULE and topic["location"] == "global"
@@ -355,7 +355,8 @@ def test_sms_events_reach_the_function_that_handles_them(bicep: dict[str, dict[s
     function_name = bicep[SMS_EVENTS_MODULE]["variables"]["functionName"]["value"]
     assert function_name in event_grid_functions(PROJECT_DIR / "functions" / "notifications.py")
     assert f"SMS_EVENTS_FUNCTION={function_name}\n" in (INFRA_DIR / "deploy.sh").read_text()
-    assert sorted(properties["filter"]["includedEventTypes"]) == sorted([DELIVERY_REPORT, RECEIVED])
+    expected = sorted([DELIVERY_REPORT, RECEIVED, EMAIL_DELIVERY_REPORT])
+    assert sorted(properties["filter"]["includedEventTypes"]) == expected
     assert properties["eventDeliverySchema"] == "EventGridSchema"
     assert properties["retryPolicy"] == {"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440}
 

@@ -208,14 +208,15 @@ def test_no_open_redirect_through_the_launch(sandbox, oracle):
 
 
 def test_no_appointment_today_with_this_provider_gets_its_own_page(sandbox, oracle, browser, signed_in_provider):
-    theirs = todays_appointments(oracle, "4122622")[0]
-    resource = oracle.resource("Appointment", theirs, config.CERNER_TEST_TENANT)
-    patient = next(p["actor"]["reference"].split("/")[-1] for p in resource["participant"]
-                   if "Patient/" in p["actor"]["reference"])
-    mine = [a for a in todays_appointments(oracle, PRACTITIONER)
-            if f"Patient/{patient}" in str(oracle.resource("Appointment", a, config.CERNER_TEST_TENANT))]
-    if mine:
-        pytest.skip("this patient also sees the launching provider today")
+    def patient_of(appointment_id: str) -> str:
+        resource = oracle.resource("Appointment", appointment_id, config.CERNER_TEST_TENANT)
+        return next(p["actor"]["reference"].split("/")[-1] for p in resource["participant"]
+                    if "Patient/" in p["actor"]["reference"])
+
+    mine = {patient_of(a) for a in todays_appointments(oracle, PRACTITIONER)}
+    others = [patient_of(a) for a in todays_appointments(oracle, "4122622") if patient_of(a) not in mine]
+    assert others, "the seed has a patient whom only another provider sees today"
+    patient = others[0]
     launch = oracle.create_launch(None, patient_id=patient, practitioner_id=PRACTITIONER)
     response = browser.get(launch_url(sandbox, launch))
     assert_friendly(response, 404, "no virtual appointment today for this patient with you")

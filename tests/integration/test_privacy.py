@@ -18,7 +18,7 @@ TENANTS = (config.CERNER_TEST_TENANT, config.CERNER_PROD_TENANT)
 
 
 def patient_data(oracle) -> set[str]:
-    """Every name, phone number, birth date, patient id and appointment id the sandbox knows."""
+    """Every name, phone number, email address, birth date, patient id and appointment id the sandbox knows."""
     values: set[str] = set()
     for tenant in TENANTS:
         for patient in oracle.all_resources("Patient", tenant):
@@ -30,8 +30,18 @@ def patient_data(oracle) -> set[str]:
                 if telecom.get("system") == "phone":
                     values.add(re.sub(r"\D", "", telecom["value"]))
                     values.add(to_e164(telecom["value"]) or "")
+                if telecom.get("system") == "email":
+                    values.update([telecom["value"], telecom["value"].lower(), telecom["value"].split("@")[0]])
         values.update(a["id"] for a in oracle.all_resources("Appointment", tenant))
     return {v for v in values if len(v) >= 4}
+
+
+def emails_only(oracle, appointment_id: str) -> bool:
+    """Whether the appointment's patient has an email address and no mobile (so the link goes by email)."""
+    resource = oracle.resource("Appointment", appointment_id, config.CERNER_TEST_TENANT)
+    reference = next(p["actor"]["reference"] for p in resource["participant"] if "Patient/" in p["actor"]["reference"])
+    telecom = oracle.resource("Patient", reference.split("/")[-1], config.CERNER_TEST_TENANT).get("telecom", [])
+    return any(t.get("system") == "email" for t in telecom) and not any(t.get("use") == "mobile" for t in telecom)
 
 
 def every_entity(accounts) -> list[dict]:
@@ -54,6 +64,14 @@ def test_tables_logs_and_urls_hold_no_patient_data(sandbox, oracle, acs, browser
             link = re.search(r"(http://\S+/api/join/\S+)", message.message)
             if link:
                 httpx.get(link.group(1).rstrip("."), follow_redirects=False)
+    emailed = next(a for a in todays_appointments(oracle, PRACTITIONER) if emails_only(oracle, a))
+    page = browser.get(launch_url(sandbox, oracle.create_launch(emailed)))
+    send = re.search(r'sendUrl = "([^"]+)"', page.text).group(1)
+    assert browser.post(sandbox.world.host_url + send, headers={"accept": "application/json"}).status_code == 200
+    for address in acs.mail.addresses():
+        for email in acs.mail.mailbox(address):
+            for link in re.findall(r"(http://\S+/api/(?:join|unsubscribe)/\S+)", email.plain_text):
+                httpx.get(link, follow_redirects=False)
 
     secrets = patient_data(oracle)
     rows = every_entity(accounts)

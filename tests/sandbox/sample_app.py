@@ -10,6 +10,8 @@ from typing import Any
 
 import azure.functions as func
 
+from tests.waiting import PATIENCE
+
 # Read at import, so a test can tell whether the host applied the settings before importing the app.
 GREETING_AT_IMPORT = os.environ.get("SAMPLE_GREETING", "")
 
@@ -31,7 +33,7 @@ class Recorder:
         with self._lock:
             return [seen for name, seen in self._calls if name == function]
 
-    def wait_for(self, function: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+    def wait_for(self, function: str, count: int = 1, timeout: float = PATIENCE) -> list[dict[str, Any]]:
         """Block until the function has been called `count` times; return what it saw."""
         deadline = time.monotonic() + timeout
         while len(self.seen(function)) < count:
@@ -107,7 +109,7 @@ def _timer_functions(bp: func.Blueprint, recorder: Recorder) -> None:
     def held(timer: func.TimerRequest) -> None:
         note("held", timer)
         if recorder.hold_runs:
-            recorder.release.wait(10)
+            recorder.release.wait(PATIENCE)  # until the test lets it go
 
     @bp.timer_trigger(schedule="*/1 * * * * *", arg_name="timer", use_monitor=False)
     def failing(timer: func.TimerRequest) -> None:

@@ -36,6 +36,7 @@ from starlette.routing import Route
 from sandbox.acs import DEMO_NUMBER, AcsState, build_app
 from sandbox.config import ACS_ACCESS_KEY
 from sandbox.servers import free_port, serve
+from tests.waiting import PATIENCE, wait_until
 
 DELIVERY_REPORT = "Microsoft.Communication.SMSDeliveryReportReceived"
 SMS_RECEIVED = "Microsoft.Communication.SMSReceived"
@@ -65,7 +66,8 @@ class Receiver:
                 return Response(status_code=500)
         return Response(status_code=200)
 
-    def wait(self, predicate: Callable[[dict], bool], count: int = 1, timeout: float = 5.0) -> list[tuple[dict, dict]]:
+    def wait(self, predicate: Callable[[dict], bool], count: int = 1,
+             timeout: float = PATIENCE) -> list[tuple[dict, dict]]:
         """(headers, event) pairs matching `predicate`, once at least `count` arrived."""
         deadline = time.monotonic() + timeout
         while True:
@@ -93,7 +95,7 @@ class Acs:
     def numbers(self) -> PhoneNumbersClient:
         return PhoneNumbersClient(self.url, AzureKeyCredential(ACS_ACCESS_KEY), transport=self.transport())
 
-    def reports_to(self, phone: str, count: int = 1, timeout: float = 5.0) -> list[dict]:
+    def reports_to(self, phone: str, count: int = 1, timeout: float = PATIENCE) -> list[dict]:
         found = self.receiver.wait(
             lambda e: e["eventType"] == DELIVERY_REPORT and e["data"]["To"] == phone, count, timeout)
         return [event for _, event in found]
@@ -423,10 +425,8 @@ def test_refused_event_is_retried_like_event_grid(acs: Acs) -> None:
 
     attempts = acs.receiver.wait(lambda e: e["id"] == result.message_id, count=2)
     assert [headers["aeg-delivery-count"] for headers, _ in attempts] == ["0", "1"]
-    deadline = time.monotonic() + 5  # the stand-in records the event once the retried delivery returns
-    while result.message_id not in {e["id"] for e in acs.state.events_sent} and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert result.message_id in {e["id"] for e in acs.state.events_sent}
+    # the stand-in records the event once the retried delivery returns
+    assert wait_until(lambda: result.message_id in {e["id"] for e in acs.state.events_sent})
 
 
 def test_optout_api_adds_checks_and_removes(acs: Acs) -> None:
@@ -480,14 +480,16 @@ def test_search_and_purchase_with_the_sdk_make_a_number_that_can_send(acs: Acs) 
     assert sent.successful
 
 
-def test_search_answers_202_and_the_operation_progresses(acs: Acs) -> None:
+def test_search_answers_202_and_the_operation_progresses(acs: Acs, monkeypatch: pytest.MonkeyPatch) -> None:
     body = {"phoneNumberType": "tollFree", "assignmentType": "application",
             "capabilities": {"sms": "inbound+outbound", "calling": "none"}, "quantity": 1}
+    moment = [acs.state.now()]  # the stand-in's clock, moved by the test rather than by how fast it runs
+    monkeypatch.setattr(acs.state, "clock", lambda: moment[0])
 
     started = signed("POST", f"{acs.url}/availablePhoneNumbers/countries/US/:search?api-version=2025-06-01", body)
     operation_url = acs.url + started.headers["operation-location"]
     early = signed("GET", operation_url).json()["status"]
-    time.sleep(acs.state.lro_seconds)
+    moment[0] += timedelta(seconds=acs.state.lro_seconds)
     done = signed("GET", operation_url).json()
 
     assert started.status_code == 202

@@ -19,6 +19,7 @@ import pytest
 from sandbox.functions_host import FunctionFailedError, HostHandle, start_host
 from sandbox.servers import free_port, wait_for_port
 from tests.sandbox.sample_app import Recorder, make_app
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {"SAMPLE_SCHEDULE": "*/1 * * * * *", "SAMPLE_GREETING": "hello from settings"}
@@ -215,7 +216,7 @@ def test_admin_runs_a_timer_now_with_past_due_false(client: httpx.Client, seen: 
     assert not seen.seen("yearly")
     response = client.post("/admin/functions/yearly", json={"input": None})
     assert response.status_code == 202
-    assert seen.wait_for("yearly", timeout=3)[0]["past_due"] is False
+    assert seen.wait_for("yearly")[0]["past_due"] is False
 
 
 def test_admin_for_an_unknown_function_is_404(client: httpx.Client) -> None:
@@ -239,7 +240,7 @@ def test_a_missed_occurrence_after_restart_runs_once_past_due(tmp_path: Path) ->
     handle = start_host(first_app, free_port(), settings, state_dir=tmp_path)
     try:
         assert os.environ["SAMPLE_RESTART_ONLY"] == "set"
-        first.wait_for("monitored", timeout=3)
+        first.wait_for("monitored")
     finally:
         handle.stop()
     assert "SAMPLE_RESTART_ONLY" not in os.environ
@@ -250,7 +251,7 @@ def test_a_missed_occurrence_after_restart_runs_once_past_due(tmp_path: Path) ->
     second_app, second = make_app()
     handle = start_host(second_app, free_port(), settings, state_dir=tmp_path)
     try:
-        first_run = second.wait_for("monitored", timeout=3)[0]
+        first_run = second.wait_for("monitored")[0]
     finally:
         handle.stop()
     assert first_run["past_due"] is True
@@ -283,26 +284,28 @@ def test_cli_applies_settings_before_import_serves_and_exits_cleanly(tmp_path: P
 
 
 def test_a_timer_fires_on_its_setting_named_schedule(seen: Recorder) -> None:
-    runs = seen.wait_for("every_second", count=2, timeout=3)
+    runs = seen.wait_for("every_second", count=2)
     assert all(run["past_due"] is False for run in runs)
+    last, following = (datetime.fromisoformat(runs[1]["status"][key]) for key in ("Last", "Next"))
     assert runs[1]["status"]["Last"] != "0001-01-01T00:00:00+00:00"
-    assert 0.5 < runs[1]["at"] - runs[0]["at"] < 1.5
+    assert last.microsecond == following.microsecond == 0 and following > last, "occurrences on whole seconds"
 
 
 def test_a_failing_timer_is_logged_and_keeps_its_schedule(seen: Recorder, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="sandbox.functions_host")
     before = len(seen.seen("failing"))
-    seen.wait_for("failing", count=before + 1, timeout=3)
-    deadline = time.monotonic() + 1
-    while not any("failing" in record.getMessage() for record in caplog.records) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    seen.wait_for("failing", count=before + 1)
+    wait_until(lambda: any("'Functions.failing'" in record.getMessage() for record in caplog.records))
     failures = [record for record in caplog.records if "'Functions.failing'" in record.getMessage()]
     assert failures and "reference" in failures[0].getMessage() and failures[0].exc_info is not None
 
 
-def test_a_timer_does_not_fire_while_its_previous_run_is_running(seen: Recorder) -> None:
-    first_run = seen.wait_for("held", timeout=3)[0]
-    time.sleep(max(0.0, first_run["at"] + 1.6 - time.monotonic()))  # at least one occurrence goes by
+def test_a_timer_does_not_fire_while_its_previous_run_is_running(seen: Recorder,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sandbox.functions_host")
+    seen.wait_for("held")
+    skipped = "Timer 'held' skipped an occurrence: its previous run is still running"
+    assert wait_until(lambda: any(skipped in record.getMessage() for record in caplog.records)), "an occurrence came"
     assert len(seen.seen("held")) == 1
     seen.release.set()
-    seen.wait_for("held", count=2, timeout=3)
+    seen.wait_for("held", count=2)

@@ -1,4 +1,4 @@
-"""openapi.yaml describes exactly the portal routes the function app registers, and is well-formed."""
+"""openapi.yaml describes exactly the portal and unsubscribe routes the function app registers, and is well-formed."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ SPEC = yaml.safe_load((Path(__file__).resolve().parents[3] / "openapi.yaml").rea
 def registered_portal_operations() -> set[tuple[str, str]]:
     operations = set()
     for function in registered_functions(function_app.app):  # get_functions() works once per app
-        if function.get_user_function().__module__ != "functions.portal":
+        if function.get_user_function().__module__ not in ("functions.portal", "functions.notifications"):
             continue
-        trigger = next(b for b in function.get_bindings() if b.type == "httpTrigger")
+        trigger = next((b for b in function.get_bindings() if b.type == "httpTrigger"), None)
+        if trigger is None:
+            continue
         operations |= {(f"/api/{trigger.route}", str(method).rsplit(".", 1)[-1].lower()) for method in trigger.methods}
     return operations
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections import deque
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -293,8 +292,10 @@ def test_what_does_not_fit_carries_over_earliest_appointment_first():
                 for s in ("+18335550101", "+18335550102")]
     report = RunReport()
     buckets = {}
-    dispatcher = Dispatcher(Recorder(), report, per_minute=30, deadline=time.monotonic() + 0.3, workers=4,
-                            buckets=lambda sender, rate: buckets.setdefault(sender, TokenBucket(rate)))
+    clock = FakeClock()  # the run's 0.3 s go by on this clock, not on however fast this machine is today
+    dispatcher = Dispatcher(Recorder(), report, per_minute=30, deadline=0.3, workers=4, monotonic=clock.monotonic,
+                            buckets=lambda sender, rate: buckets.setdefault(
+                                sender, TokenBucket(rate, monotonic=clock.monotonic, sleep=clock.sleep)))
     dispatcher.run(messages)
     for sender in ("+18335550101", "+18335550102"):
         starts = [start for who, start in delivered if who == sender]
@@ -307,3 +308,52 @@ def test_queues_are_per_sending_number_in_start_order():
     queues = queues_by_sender(messages)
     assert {s: [o.appointment.id for o in q] for s, q in queues.items()} == {"a": ["60", "90"], "b": ["30"]}
 
+
+
+class FakeEmail:
+    """Records every email send; answers from a script (default: accepted, operation id = repeatability id)."""
+
+    def __init__(self, *script: Any) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.script = deque(script)
+
+    def __call__(self, sender, to, content, *, repeatability_id, first_sent):
+        self.calls.append({"sender": sender, "to": to, "content": content, "id": repeatability_id,
+                           "first_sent": first_sent})
+        answer = self.script.popleft() if self.script else "ok"
+        if isinstance(answer, Exception):
+            raise answer
+        return SendOutcome(True, repeatability_id, 202, "") if answer == "ok" else answer
+
+
+def email_outbound(appt: Appointment) -> Outbound:
+    send = Send(Slot("confirmation", appt.start), f"row-email-{appt.id}")
+    return Outbound("americas", ENDPOINT, appt, send, "ep-20260610", f"visit-{appt.id}", "pat@example.org", "es",
+                    False, "email", "DoNotReply@x.azurecomm.net")
+
+
+def test_an_email_goes_once_with_its_id_claimed_before_sending_and_retries_reuse_it(monkeypatch):
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://connector.example")
+    get_settings.cache_clear()
+    ledger, sms, email = FakeLedger(), FakeAcs(), FakeEmail(DependencyTimeout("slow"), "ok")
+    claimed_ids = []
+    original_create = ledger.create
+
+    def create(region, partition, row, fields):
+        claimed_ids.append(fields.get("message_id"))
+        return original_create(region, partition, row, fields)
+
+    ledger.create = create
+    message = email_outbound(appointment(120))
+    status = courier(ledger, sms, send_mail=email).deliver(message)
+    assert status == "sent" and sms.calls == [], "an email outbound never goes out as a text"
+    first, retry = email.calls
+    assert first["id"] == retry["id"] == repeatability_id(message.tag, 0) == claimed_ids[0]
+    assert first["first_sent"] == retry["first_sent"] and first["content"] == retry["content"]
+    assert first["sender"] == "DoNotReply@x.azurecomm.net" and first["to"] == "pat@example.org"
+    assert first["content"].subject == "Su cita virtual está programada"
+    assert "https://connector.example/api/unsubscribe/" in first["content"].headers["List-Unsubscribe"]
+    row = ledger.get("americas", "ep-20260610", "row-email-" + message.appointment.id)
+    assert row["status"] == "sent" and row["channel"] == "email" and row["message_id"] == first["id"]
+    assert courier(ledger, sms, send_mail=email).deliver(message) == "in_flight", "a second run gets no claim"
+    assert len(email.calls) == 2
