@@ -99,10 +99,10 @@ def test_portal_sign_in_and_steps(sandbox, entra, new_context, screenshots):
         page.wait_for_load_state("networkidle")
         assert_accessible(page, screenshots, "portal-1-configuration")
         tab_to(page, "input:not([type=hidden])")
-        page.get_by_role("button", name=re.compile("2. SMS")).click()
+        page.click('.step-tab[data-step="2"]')
         page.wait_for_load_state("networkidle")
-        assert_accessible(page, screenshots, "portal-2-sms")
-        page.get_by_role("button", name=re.compile("3. Review")).click()
+        assert_accessible(page, screenshots, "portal-2-notifications")
+        page.click('.step-tab[data-step="3"]')
         page.locator("#records .record-card").first.wait_for()  # the sandbox has registered endpoints
         assert_accessible(page, screenshots, "portal-3-review")
         tab_to(page, "#records .record-card button.copy")
