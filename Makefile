@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := .browser/version
 
-.PHONY: run test tools fuzz security-catalogue
+.PHONY: run test tools mutation fuzz security-catalogue
 
 $(STAMP): requirements.txt requirements-dev.txt package.json package-lock.json
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is needed (set PYTHON=python3.11)")'
@@ -29,6 +29,13 @@ run: $(STAMP)
 test: tools
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
+
+# Mutation testing of the security- and exactly-once-critical modules (configured in pyproject.toml): slow, so not
+# part of `test`. One child at a time: the unit tests that use Azurite share its port.
+mutation: $(STAMP)
+	mkdir -p mutants && ln -sfn ../node_modules mutants/node_modules
+	$(BIN)/mutmut run --max-children 1
+	$(BIN)/mutmut results
 
 # Offline checks of infra/ at the tools' current releases, each in its own cached venv under .cache/ (azure-cli is
 # ~730 MB; checkov 3.3 pins packaging<24, which pytest 9 cannot share): regenerates the snapshot of the real az CLI's

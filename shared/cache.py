@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from shared.runtime import forgotten_on_reset
+
 Value = TypeVar("Value")
 
 
@@ -18,6 +20,7 @@ class TtlCache(Generic[Value]):
         self.lifetime = lifetime
         self._lock = threading.Lock()
         self._entries: dict[Hashable, tuple[float, Value]] = {}
+        forgotten_on_reset(self.clear)
 
     def get(self, key: Hashable, fetch: Callable[[], Value], refresh: bool = False) -> Value:
         """The cached value, or a fresh one from `fetch` (fetched outside the lock: slow calls don't serialize)."""

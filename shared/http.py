@@ -21,6 +21,7 @@ import httpx
 from shared import telemetry
 from shared.ehr_hosts import require_trusted
 from shared.errors import DependencyFailed, DependencyTimeout
+from shared.runtime import forgotten_on_reset
 from shared.settings import get_settings
 
 SYSTEM_NAMES = {
@@ -50,6 +51,16 @@ for _noisy in ("httpx", "httpcore", "azure", "msal", "urllib3"):
 _lock = threading.Lock()
 _clients: dict[str, httpx.Client] = {}
 _counts: Counter[str] = Counter()
+
+
+@forgotten_on_reset
+def _close_clients() -> None:
+    with _lock:
+        clients = list(_clients.values())
+        _clients.clear()
+        _counts.clear()
+    for existing in clients:
+        existing.close()
 
 
 def count_call(system: str) -> None:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared.runtime import forgotten_on_reset
 from shared.settings import Settings, get_settings
 
 LINK_VERSION = b"\x01"
@@ -165,6 +166,12 @@ class Redirect:
 
 
 _sealer: Sealer | None = None
+
+
+@forgotten_on_reset
+def _forget_sealer() -> None:
+    global _sealer
+    _sealer = None
 
 
 def sealer() -> Sealer:

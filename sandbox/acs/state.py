@@ -57,6 +57,9 @@ class AcsState:
         self.events_failed: list[dict[str, Any]] = []
         self.event_attempts = 0
         self.request_counts: Counter[str] = Counter()
+        # Per (sender, recipient): every send asked for, repeats of a repeatability id included (the outbox has
+        # each text once, so only this shows a client that asked twice).
+        self.send_requests: Counter[tuple[str, str]] = Counter()
         self.auth_failures: list[str] = []
         self.reports: dict[str, dict[str, Any]] = {}
         self.searches: dict[str, NumberSearch] = {}
@@ -173,6 +176,7 @@ class AcsState:
 
     def _send_one(self, sender: str, recipient: dict, payload: dict, now: datetime) -> tuple[dict, Delivery | None]:
         to, request_id = recipient["to"], recipient.get("repeatabilityRequestId")
+        self.send_requests[(sender, to)] += 1
         if not request_id:
             return self._accept(sender, to, payload, now)
         problem = self._repeatability_problem(recipient, now)

@@ -70,6 +70,9 @@ class FaultsAndCounts:
         self.state.count_request(self.label(scope), host_name(scope))
         query = scope.get("query_string", b"").decode("latin-1")
         target = scope["path"] + (f"?{query}" if query else "")
+        gate = self.state.take_gate(target)
+        if gate is not None:  # off the event loop: the other parties' requests must get in meanwhile
+            await asyncio.to_thread(gate.barrier.wait, 30)
         delay = self.state.take_fault(target, self.state.delays)
         if delay is not None:
             await asyncio.sleep(delay.seconds)

@@ -93,6 +93,15 @@ class AccessToken:
 
 
 @dataclass
+class Gate:
+    """The next `parties` requests whose path contains `path_substring` wait for each other, then go on together."""
+
+    path_substring: str
+    barrier: threading.Barrier
+    remaining: int
+
+
+@dataclass
 class Fault:
     """A planned failure or delay for requests whose path (with query) contains `path_substring`."""
 
@@ -145,6 +154,7 @@ class OracleState:
         self.seen_jti: dict[tuple[str, str], datetime] = {}
         self.faults: list[Fault] = []
         self.delays: list[Fault] = []
+        self.gates: list[Gate] = []
         self.switches: dict[str, TenantSwitches] = {}
         self.received: list[Received] = []
         self.data = {tenant: TenantData({}, {}, {}, 4822400 + ID_BASES.get(tenant, 0)) for tenant in tenants}
@@ -431,6 +441,20 @@ class OracleState:
         """Hold the next `count` matching requests for `seconds` before answering."""
         with self.lock:
             self.delays.append(Fault(path_substring, count, seconds=seconds))
+
+    def hold_together(self, path_substring: str, parties: int) -> None:
+        """Hold the next `parties` matching requests until all of them have arrived (races made to happen)."""
+        with self.lock:
+            self.gates.append(Gate(path_substring, threading.Barrier(parties), parties))
+
+    def take_gate(self, target: str) -> Gate | None:
+        """The gate a request matching it must pass, if any (each gate lets `parties` requests through)."""
+        with self.lock:
+            for gate in self.gates:
+                if gate.remaining > 0 and gate.path_substring in target:
+                    gate.remaining -= 1
+                    return gate
+            return None
 
     def take_fault(self, target: str, planned: list[Fault]) -> Fault | None:
         """Consume one planned fault matching the target, if any."""

@@ -12,6 +12,7 @@ import msal
 
 from shared.errors import ConnectorError, DependencyFailed
 from shared.http import client, dependency
+from shared.runtime import forgotten_on_reset
 from shared.settings import get_settings
 from shared.smart.id_token import validate_id_token
 
@@ -58,6 +59,12 @@ class MsalHttpClient:
 
 _lock = threading.Lock()
 _apps: dict[str, msal.ConfidentialClientApplication] = {}
+
+
+@forgotten_on_reset
+def _forget_apps() -> None:
+    with _lock:
+        _apps.clear()
 
 
 def confidential_app(tenant: str | None = None) -> msal.ConfidentialClientApplication:

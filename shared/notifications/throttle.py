@@ -6,6 +6,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from shared.runtime import forgotten_on_reset
+
 
 class TokenBucket:
     """At most `per_minute` sends in any 60 seconds: a small burst, then a steady refill.
@@ -62,6 +64,12 @@ class TokenBucket:
 
 _lock = threading.Lock()
 _buckets: dict[tuple[str, int], TokenBucket] = {}
+
+
+@forgotten_on_reset
+def _forget_buckets() -> None:
+    with _lock:
+        _buckets.clear()
 
 
 def bucket_for(sender: str, per_minute: int) -> TokenBucket:

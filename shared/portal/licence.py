@@ -11,6 +11,7 @@ from typing import Any
 from shared.errors import ConnectorError
 from shared.microsoft.graph import GraphClient
 from shared.portal.auth import Credentials, authenticate
+from shared.runtime import forgotten_on_reset
 from shared.settings import get_settings
 from shared.storage.config import FhirEndpoint
 
@@ -32,6 +33,12 @@ class LicenceState:
 
 _lock = threading.Lock()
 _cache: dict[str, tuple[float, LicenceState]] = {}
+
+
+@forgotten_on_reset
+def _forget_licences() -> None:
+    with _lock:
+        _cache.clear()
 
 
 def accepted_skus() -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from shared.cache import TtlCache
 from shared.ehr_hosts import require_trusted
 from shared.errors import DependencyFailed
 from shared.http import client, dependency
+from shared.runtime import forgotten_on_reset
 
 CACHE_SECONDS = 3600
 # An id_token with an unknown kid refetches the keys (rotation), but at most this often per JWKS URI:
@@ -67,6 +68,12 @@ _openid: TtlCache[OpenIdConfiguration] = TtlCache(CACHE_SECONDS)
 _jwks: TtlCache[jwt.PyJWKSet] = TtlCache(CACHE_SECONDS)
 _jwks_refreshed: dict[tuple[str, str], float] = {}
 _jwks_lock = threading.Lock()
+
+
+@forgotten_on_reset
+def _forget_refreshes() -> None:
+    with _jwks_lock:
+        _jwks_refreshed.clear()
 
 
 def _fetch_json(system: str, url: str, model: type[Model], unreadable: str, next_step: str = "") -> Model:

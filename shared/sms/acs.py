@@ -16,6 +16,7 @@ from azure.core.pipeline.policies import SansIOHTTPPolicy
 
 from shared.errors import ConnectorError, DependencyFailed
 from shared.http import count_call
+from shared.runtime import forgotten_on_reset
 from shared.settings import get_settings
 
 Client = TypeVar("Client")
@@ -47,6 +48,12 @@ class _CountCalls(SansIOHTTPPolicy):
 
 _lock = threading.Lock()
 _clients: dict[type, Any] = {}
+
+
+@forgotten_on_reset
+def _forget_clients() -> None:
+    with _lock:
+        _clients.clear()
 
 
 def acs_client(client_class: type[Client]) -> Client:

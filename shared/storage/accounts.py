@@ -12,6 +12,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient
 
 from shared.errors import ConnectorError
+from shared.runtime import forgotten_on_reset
 from shared.settings import Region, Settings, get_settings
 from shared.storage.schema import REGION_TABLES
 
@@ -84,6 +85,12 @@ class TableAccounts:
 
 
 _default: TableAccounts | None = None
+
+
+@forgotten_on_reset
+def _forget_accounts() -> None:
+    global _default
+    _default = None
 
 
 def default_accounts() -> TableAccounts:

@@ -14,6 +14,7 @@ from shared.storage.config import FhirEndpoint
 
 PROVIDER = "dr.grey@contoso-health.example"
 PRACTITIONER = "12742069"
+OTHER_PRACTITIONER = "4122622"
 
 
 def launch_url(sandbox, launch: str, iss: str | None = None, **extra: str) -> str:

@@ -8,34 +8,17 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import shared.http
-import shared.sms.acs
-import shared.storage.accounts
-import shared.tokens
+from sandbox import config
 from sandbox.oracle.resources import PatientSpec
 from sandbox.oracle.state import TenantData
-from shared.notifications import throttle
-from shared.settings import get_settings
-from shared.smart import backend_services, discovery
+from shared.runtime import reset_process_state
 from shared.storage.config import ConfigRepository, FhirEndpoint, SmsConsents
-
-
-def reset_app_singletons() -> None:
-    """Forget what the app built from earlier settings (clients, keys, caches), as a fresh worker would."""
-    get_settings.cache_clear()
-    for client in list(shared.http._clients.values()):
-        client.close()
-    shared.http._clients.clear()
-    shared.sms.acs._clients.clear()
-    shared.tokens._sealer = None
-    shared.storage.accounts._default = None
-    discovery.clear_caches()
-    backend_services._tokens.clear()
-    throttle._buckets.clear()
 
 
 class AppSettings:
@@ -44,7 +27,7 @@ class AppSettings:
     def __init__(self, values: dict[str, str]):
         self._previous = {name: os.environ.get(name) for name in values}
         os.environ.update(values)
-        reset_app_singletons()
+        reset_process_state()
 
     def undo(self) -> None:
         for name, value in self._previous.items():
@@ -52,7 +35,7 @@ class AppSettings:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        reset_app_singletons()
+        reset_process_state()
 
 
 def add_cerner_tenant(oracle, tenant: str, id_base: int) -> None:
@@ -126,3 +109,15 @@ def book(oracle, site: Site, start: datetime, *, minutes: int = 30, language: st
                                             location_id=site.department, start=start, end=end, status=status,
                                             tenant=site.tenant)
     return Booking(site, appointment_id, patient_id, mobile, start, end)
+
+
+@contextmanager
+def demo_sitting_out(accounts) -> Iterator[None]:
+    """The demo organization's SMS consents withdrawn for a while, then given back."""
+    repository = ConfigRepository(accounts)
+    consents = repository.sms_consents(config.ENTRA_TENANT_ID)
+    repository.save_sms_consents(config.ENTRA_TENANT_ID, SmsConsents())
+    try:
+        yield
+    finally:
+        repository.save_sms_consents(config.ENTRA_TENANT_ID, consents)

@@ -10,7 +10,7 @@ from sandbox import config
 from sandbox.entra import OTHER_ADMIN_UPN
 from shared.sms.phone import to_e164
 from shared.storage.schema import SCHEMA
-from tests.integration.launching import PRACTITIONER, launch_url, todays_appointments
+from tests.integration.launching import PRACTITIONER, launch_url, new_appointment, todays_appointments
 from tests.integration.portal_client import sign_in
 from tests.security.portal_world import region_chosen
 
@@ -54,16 +54,20 @@ def every_entity(accounts) -> list[dict]:
 
 
 def test_tables_logs_and_urls_hold_no_patient_data(sandbox, oracle, acs, browser, accounts, signed_in_provider):
-    appointment = todays_appointments(oracle, PRACTITIONER)[1]
+    # A fresh visit, so the link is really texted now (not deduplicated against an earlier test's send).
+    appointment, _name, mobile = new_appointment(oracle, skip=2)
     page = browser.get(launch_url(sandbox, oracle.create_launch(appointment)))
-    assert page.status_code == 200
+    assert page.status_code == 200, page.text
     send = re.search(r'sendUrl = "([^"]+)"', page.text).group(1)
-    browser.post(sandbox.world.host_url + send, headers={"accept": "application/json"})
-    for phone in acs.phones():
-        for message in acs.outbox(phone):
-            link = re.search(r"(http://\S+/api/join/\S+)", message.message)
-            if link:
-                httpx.get(link.group(1).rstrip("."), follow_redirects=False)
+    texted_before = len(acs.outbox(mobile))
+    sent = browser.post(sandbox.world.host_url + send, headers={"accept": "application/json"})
+    assert sent.status_code == 200 and sent.json()["repeated"] is False, sent.text
+    messages = acs.outbox(mobile)
+    assert len(messages) == texted_before + 1, "the patient was texted"
+    link = re.search(r"(http://\S+/api/join/[A-Za-z0-9_-]+)", messages[-1].message).group(1)
+    joined = httpx.get(link, follow_redirects=False)
+    assert joined.status_code == 302, "the patient flow ran: the join answered with its redirect to the lobby"
+    assert joined.headers["location"].startswith(f"{sandbox.world.graph_url}/visit/")
     emailed = next(a for a in todays_appointments(oracle, PRACTITIONER) if emails_only(oracle, a))
     page = browser.get(launch_url(sandbox, oracle.create_launch(emailed)))
     send = re.search(r'sendUrl = "([^"]+)"', page.text).group(1)
@@ -75,7 +79,8 @@ def test_tables_logs_and_urls_hold_no_patient_data(sandbox, oracle, acs, browser
 
     secrets = patient_data(oracle)
     rows = every_entity(accounts)
-    assert rows, "the flows wrote usage, ledger and EHR user rows"
+    kinds = {(row["_table"], row.get("Kind")) for row in rows}
+    assert {"usage", "ledger", "ehrusers"} <= {table for table, _kind in kinds}, "the flows wrote their rows"
     for row in rows:
         table, kind = row["_table"], row.get("Kind")
         assert kind in SCHEMA.get(table, {}), f"{table}/{kind} is not in the schema"
@@ -87,7 +92,8 @@ def test_tables_logs_and_urls_hold_no_patient_data(sandbox, oracle, acs, browser
     assert "/api/" in host_log, "the host logs requests"
     assert not [value for value in secrets if value in host_log], "the host log holds patient data"
 
-    urls = [str(page.url), *[str(r.url) for r in page.history]] + [r.headers.get("location", "") for r in page.history]
+    urls = [str(page.url), *[str(r.url) for r in page.history], link, joined.headers["location"]]
+    urls += [r.headers.get("location", "") for r in page.history]
     assert not [value for value in secrets if any(value in url for url in urls)]
 
 

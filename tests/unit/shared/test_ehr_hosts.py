@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.ehr_hosts import UntrustedEhrHost, host_is_trusted, require_trusted, url_is_trusted
+from shared.runtime import reset_process_state
 
 ORACLE = (".cerner.com",)
 
@@ -31,12 +32,11 @@ def test_an_entry_without_a_dot_is_one_exact_host():
                                  "https://fhir-ehr.cerner.com:99999/r4/t", "https://[::1/r4/t", "/r4/t", ""])
 def test_only_plain_https_urls_qualify(url, monkeypatch):
     monkeypatch.setenv("TRUSTED_EHR_HOSTS", ".cerner.com")
-    from shared.settings import get_settings
-
-    get_settings.cache_clear()
+    reset_process_state()
     try:
         assert not url_is_trusted(url)
         with pytest.raises(UntrustedEhrHost):
             require_trusted(url, "token endpoint")
     finally:
-        get_settings.cache_clear()
+        monkeypatch.undo()
+        reset_process_state()

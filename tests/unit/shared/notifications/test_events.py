@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-import shared.tokens
 from shared.notifications.events import DELIVERY_REPORT, RECEIVED, handle_sms_event
 from shared.notifications.optouts import OptOutStore, optout_partition
-from shared.settings import get_settings
+from shared.runtime import reset_process_state
 from shared.storage.accounts import TableAccounts
 from shared.storage.config import ConfigRepository, FhirEndpoint
 from shared.storage.ledger import LedgerRepository, day_partition, message_tag
@@ -37,11 +36,9 @@ def accounts(azurite_settings, monkeypatch) -> TableAccounts:
     monkeypatch.setenv("SEAL_KEYS", azurite_settings.seal_keys.get_secret_value())
     monkeypatch.setenv("SEAL_ACTIVE_KEY_ID", azurite_settings.seal_active_key_id)
     monkeypatch.setenv("HASH_KEY", azurite_settings.hash_key.get_secret_value())
-    get_settings.cache_clear()
-    shared.tokens._sealer = None
+    reset_process_state()
     yield TableAccounts(azurite_settings)
-    get_settings.cache_clear()
-    shared.tokens._sealer = None
+    reset_process_state()
 
 
 @pytest.fixture()

@@ -165,3 +165,57 @@ def test_rows_of_a_visit_moved_later_are_kept_until_its_new_end():
     old, new = NOW + timedelta(hours=1), NOW + timedelta(days=1)
     confirmed = row(Slot("confirmation", old))
     assert plan(appointment(new, version="2"), [confirmed]).stale_ends == [confirmed]
+
+
+# --- reading ledger rows and endpoint settings ---------------------------------------------------------------------
+
+
+def test_a_ledger_entity_is_read_field_by_field_with_its_etag():
+    from azure.data.tables import TableEntity
+
+    entity = TableEntity({
+        "PartitionKey": "ep-20260610", "RowKey": "r1", "kind": "reminder", "status": "retry",
+        "start_at": NOW + timedelta(hours=2), "due_at": NOW + timedelta(hours=1, minutes=45),
+        "claimed_at": NOW - timedelta(minutes=3), "first_sent": NOW - timedelta(minutes=2),
+        "attempt_at": NOW - timedelta(minutes=1), "appointment_end": NOW + timedelta(hours=2, minutes=30),
+        "generation": 2, "attempts": 3,
+    })
+    entity._metadata = {"etag": 'W/"datetime\'2026-06-10T15%3A00%3A00Z\'"'}
+    parsed = LedgerRow.from_entity(entity)
+    assert parsed == LedgerRow(
+        partition="ep-20260610", row="r1", kind="reminder", status="retry", start_at=NOW + timedelta(hours=2),
+        due_at=NOW + timedelta(hours=1, minutes=45), claimed_at=NOW - timedelta(minutes=3),
+        first_sent=NOW - timedelta(minutes=2), attempt_at=NOW - timedelta(minutes=1),
+        appointment_end=NOW + timedelta(hours=2, minutes=30), generation=2, attempts=3,
+        etag='W/"datetime\'2026-06-10T15%3A00%3A00Z\'"',
+    )
+
+
+def test_a_sparse_ledger_entity_reads_as_empty_defaults():
+    parsed = LedgerRow.from_entity({"PartitionKey": "p", "RowKey": "r"})
+    assert parsed == LedgerRow(partition="p", row="r", kind="", status="")
+    assert (parsed.generation, parsed.attempts, parsed.etag) == (0, 0, "")
+
+
+def test_the_policy_is_read_from_the_endpoints_settings():
+    from shared.storage.config import FhirEndpoint
+
+    endpoint = FhirEndpoint(base_url="https://fhir.example/r4/t", environment="test", confirmations_on=False,
+                            reminder_offsets=[15, 1440, 15, 0], quiet_hours="21:00-08:00", time_zone="America/Denver")
+    assert Policy.for_endpoint(endpoint) == Policy(confirmations_on=False, offsets=(1440, 15),
+                                                   quiet=QuietHours.parse("21:00-08:00"),
+                                                   zone=ZoneInfo("America/Denver"))
+
+
+def test_ledger_times_are_written_in_utc_to_the_second():
+    from shared.notifications.planning import iso
+
+    assert iso(datetime(2026, 6, 10, 10, 5, 7, 900, tzinfo=ZoneInfo("America/Chicago"))) == "2026-06-10T15:05:07Z"
+
+
+def test_a_claim_is_in_flight_for_less_than_the_lease_and_retryable_from_then_on():
+    from shared.notifications.planning import LEASE
+
+    claim = row(Slot("confirmation", NOW + timedelta(hours=3)), status="sending", attempt_at=NOW)
+    assert claim.in_flight(NOW + LEASE - timedelta(seconds=1)) and not claim.retryable(NOW)
+    assert not claim.in_flight(NOW + LEASE) and claim.retryable(NOW + LEASE)

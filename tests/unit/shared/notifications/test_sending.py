@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-import shared.tokens
 from shared.errors import DependencyTimeout
 from shared.fhir import Appointment
 from shared.notifications.courier import Courier, Outbound, repeatability_id
@@ -19,7 +18,7 @@ from shared.notifications.dispatch import Dispatcher, queues_by_sender
 from shared.notifications.planning import LedgerRow, Policy, Send, Slot, plan_appointment
 from shared.notifications.report import RunReport
 from shared.notifications.throttle import TokenBucket
-from shared.settings import get_settings
+from shared.runtime import reset_process_state
 from shared.sms.acs import SendOutcome, SmsThrottled
 from shared.sms.texts import pick_language
 from shared.storage.config import FhirEndpoint
@@ -36,11 +35,9 @@ def seal_keys(monkeypatch):
     monkeypatch.setenv("SEAL_KEYS", "k1:q6T1bQy3nX9vW2eR5tY8uI0oP4aS7dF1gH3jK6lZ9xc=")
     monkeypatch.setenv("SEAL_ACTIVE_KEY_ID", "k1")
     monkeypatch.setenv("HASH_KEY", "Zm9yLXRoZS1zYW5kYm94LW9ubHktaGFzaC1rZXktMzI=")
-    get_settings.cache_clear()
-    shared.tokens._sealer = None
+    reset_process_state()
     yield
-    get_settings.cache_clear()
-    shared.tokens._sealer = None
+    reset_process_state()
 
 
 class FakeLedger:
@@ -138,18 +135,6 @@ def test_sends_accepted_and_refused_by_acs_are_counted_by_kind(telemetry):
     courier(ledger, acs).deliver(outbound(appointment(200, "4822402")))
     assert telemetry.value("connector.sms.sent", kind="confirmation") == 1
     assert telemetry.value("connector.sms.failed", kind="confirmation", stage="send") == 1
-
-
-def test_two_runs_at_once_send_once():
-    ledger, acs = FakeLedger(), FakeAcs()
-    message = outbound(appointment(180))
-    results: list[str] = []
-    runs = [threading.Thread(target=lambda: results.append(courier(ledger, acs).deliver(message))) for _ in range(4)]
-    for run in runs:
-        run.start()
-    for run in runs:
-        run.join()
-    assert sorted(results) == ["in_flight"] * 3 + ["sent"] and len(acs.calls) == 1
 
 
 class Crash(BaseException):
@@ -334,7 +319,7 @@ def email_outbound(appt: Appointment) -> Outbound:
 
 def test_an_email_goes_once_with_its_id_claimed_before_sending_and_retries_reuse_it(monkeypatch):
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://connector.example")
-    get_settings.cache_clear()
+    reset_process_state()
     ledger, sms, email = FakeLedger(), FakeAcs(), FakeEmail(DependencyTimeout("slow"), "ok")
     claimed_ids = []
     original_create = ledger.create

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.portal.validation import FhirUrlInvalid, check_address, check_trusted_host, check_url, refused_address
-from shared.settings import get_settings
+from shared.runtime import reset_process_state
 
 
 @pytest.mark.parametrize("address", ["10.1.2.3", "172.16.0.1", "192.168.1.10", "127.0.0.1", "::1", "fd00::1",
@@ -47,9 +47,10 @@ def production_settings(monkeypatch):
     """The defaults of a deployment: Oracle Health hosts only, no private addresses."""
     monkeypatch.delenv("TRUSTED_EHR_HOSTS", raising=False)
     monkeypatch.delenv("ALLOW_PRIVATE_FHIR_HOSTS", raising=False)
-    get_settings.cache_clear()
+    reset_process_state()
     yield
-    get_settings.cache_clear()
+    monkeypatch.undo()
+    reset_process_state()
 
 
 @pytest.mark.parametrize("url", ["https://fhir-ehr.cerner.com/r4/t", "https://fhir-ehr-code.cerner.com/r4/t",

@@ -1,0 +1,74 @@
+"""SMART configuration, OpenID configuration and JWKS: read over https, cached, refreshed on demand."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import DependencyFailed
+from shared.smart.discovery import clear_caches, jwks, openid_configuration, smart_configuration
+
+SMART = "/r4/tenant/.well-known/smart-configuration"
+
+
+def test_the_configuration_is_read_once_and_then_cached(server):
+    first = smart_configuration(server.fhir_base)
+    assert first.token_endpoint == f"{server.origin}/auth/token" and first.issuer == server.issuer
+    assert smart_configuration(server.fhir_base + "") is first
+    assert len(server.asked_for(SMART)) == 1
+    clear_caches()
+    smart_configuration(server.fhir_base)
+    assert len(server.asked_for(SMART)) == 2
+
+
+def test_a_trailing_slash_on_the_base_url_reads_the_same_document(server):
+    assert smart_configuration(server.fhir_base + "/").token_endpoint == f"{server.origin}/auth/token"
+    assert [a.path for a in server.asked] == [SMART]
+
+
+@pytest.mark.parametrize(("methods", "pkce"), [(["S256"], True), (["plain", "S256"], True), (["plain"], False),
+                                               ([], True)])
+def test_pkce_unless_the_server_lists_its_methods_without_s256(server, methods, pkce):
+    server.reset(code_challenge_methods_supported=methods)
+    assert smart_configuration(server.fhir_base).pkce is pkce
+
+
+@pytest.mark.parametrize(("capabilities", "v2"), [
+    (["permission-v2"], True), (["permission-v1", "permission-v2"], False), (["permission-v1"], False), ([], False),
+])
+def test_v2_scopes_only_when_v2_alone_is_advertised(server, capabilities, v2):
+    server.reset(capabilities=capabilities)
+    assert smart_configuration(server.fhir_base).scopes_v2 is v2
+
+
+@pytest.mark.parametrize(("status", "body"), [(404, {"error": "x"}), (500, {}), (200, "not json"),
+                                              (200, {"authorization_endpoint": "https://x/a"})])
+def test_an_unusable_configuration_is_a_dependency_failure_naming_what_to_check(server, status, body):
+    server.answer(SMART, status, body)
+    with pytest.raises(DependencyFailed) as raised:
+        smart_configuration(server.fhir_base)
+    assert "SMART configuration" in raised.value.message and "FHIR base URL" in raised.value.next_step
+
+
+def test_openid_configuration_is_read_under_the_issuer(server):
+    assert openid_configuration(server.issuer).jwks_uri == f"{server.origin}/auth/jwks"
+    server.answer("/auth/.well-known/openid-configuration", 500, {})
+    assert openid_configuration(server.issuer).jwks_uri.endswith("/auth/jwks"), "cached"
+    clear_caches()
+    with pytest.raises(DependencyFailed):
+        openid_configuration(server.issuer)
+
+
+def test_keys_are_cached_and_refresh_reads_them_again(server):
+    uri = f"{server.origin}/auth/jwks"
+    assert [k.key_id for k in jwks(uri).keys] == ["k1"]
+    jwks(uri)
+    assert len(server.asked_for("/auth/jwks")) == 1
+    jwks(uri, refresh=True)
+    assert len(server.asked_for("/auth/jwks")) == 2
+
+
+@pytest.mark.parametrize(("status", "body"), [(500, {}), (200, "not json"), (200, {"keys": "nope"})])
+def test_unreadable_keys_are_a_dependency_failure(server, status, body):
+    server.answer("/auth/jwks", status, body)
+    with pytest.raises(DependencyFailed):
+        jwks(f"{server.origin}/auth/jwks")

@@ -1,0 +1,166 @@
+"""SMART EHR launch: the authorize URL, the code exchange as Cerner receives it, and who launched."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from shared.errors import DependencyFailed
+from shared.smart.discovery import SmartConfiguration, smart_configuration
+from shared.smart.ehr_launch import (
+    V1_SCOPES,
+    V2_SCOPES,
+    LaunchRefused,
+    LaunchTokens,
+    authorize_url,
+    ehr_user_id,
+    exchange_code,
+    verify_identity,
+)
+from shared.smart.id_token import IdTokenInvalid
+from tests.unit.shared.smart.authorization_server import CLIENT_ID, basic_credentials
+
+ISS = "https://fhir.example/r4/tenant"
+
+
+@pytest.fixture()
+def configuration(server) -> SmartConfiguration:
+    """A configuration whose endpoints are on a trusted host (the test server's)."""
+    return SmartConfiguration(authorization_endpoint=f"{server.origin}/auth/authorize",
+                              token_endpoint=f"{server.origin}/auth/token")
+
+
+def query(url: str) -> dict[str, str]:
+    return {name: values[0] for name, values in parse_qs(urlsplit(url).query, strict_parsing=True).items()}
+
+
+def test_the_authorize_url_carries_every_parameter_smart_requires(server, configuration):
+    url = authorize_url(configuration, client_id="app", redirect_uri="https://c.example/cb", launch="L1", state="S1",
+                        nonce="N1", aud=ISS, code_challenge="C1")
+    assert url.startswith(f"{server.origin}/auth/authorize?")
+    assert query(url) == {"response_type": "code", "client_id": "app", "redirect_uri": "https://c.example/cb",
+                          "launch": "L1", "scope": V1_SCOPES, "state": "S1", "nonce": "N1", "aud": ISS,
+                          "code_challenge": "C1", "code_challenge_method": "S256"}
+
+
+def test_without_a_challenge_no_pkce_parameters_and_v2_scopes_when_advertised(server, configuration):
+    v2 = configuration.model_copy(update={"capabilities": ["permission-v2"],
+                                          "authorization_endpoint": f"{server.origin}/auth/authorize?tenant=t"})
+    url = authorize_url(v2, client_id="app", redirect_uri="r", launch="L", state="S", nonce="N", aud=ISS,
+                        code_challenge=None)
+    params = query(url)
+    assert url.startswith(f"{server.origin}/auth/authorize?tenant=t&"), "an endpoint with a query keeps it"
+    assert params["scope"] == V2_SCOPES and params["tenant"] == "t"
+    assert "code_challenge" not in params and "code_challenge_method" not in params
+
+
+def test_every_scope_is_named_no_wildcards():
+    for scopes in (V1_SCOPES, V2_SCOPES):
+        assert "*" not in scopes and {"launch", "openid", "fhirUser"} <= set(scopes.split())
+
+
+def test_the_launch_context_names_its_appointment():
+    tokens = LaunchTokens(access_token="a", fhirContext=[{"reference": "Encounter/1"},
+                                                         {"reference": "Appointment/4817517"}])
+    assert tokens.appointment_id() == "4817517"
+    assert LaunchTokens(access_token="a", fhirContext=[{"reference": "Encounter/1"}]).appointment_id() is None
+    assert LaunchTokens(access_token="a").appointment_id() is None
+
+
+# --- the code exchange, as the token endpoint receives it ------------------------------------------------------
+
+
+def exchange(server, **overrides):
+    options = {"code": "code-1", "redirect_uri": "https://c.example/cb", "client_id": CLIENT_ID,
+               "client_secret": "", "code_verifier": "v" * 43, **overrides}
+    return exchange_code(smart_configuration(server.fhir_base), **options)
+
+
+def test_a_public_client_sends_its_id_the_code_and_the_verifier(server):
+    server.answer("/auth/token", body={"access_token": "at", "expires_in": 300, "patient": "12724066",
+                                       "id_token": "x.y.z"})
+    tokens = exchange(server)
+    assert (tokens.access_token, tokens.expires_in, tokens.patient, tokens.id_token) == ("at", 300, "12724066", "x.y.z")
+    [asked] = server.asked_for("/auth/token")
+    assert asked.method == "POST" and asked.authorization == ""
+    assert asked.form == {"grant_type": "authorization_code", "code": "code-1", "redirect_uri": "https://c.example/cb",
+                          "code_verifier": "v" * 43, "client_id": CLIENT_ID}
+
+
+def test_a_confidential_client_authenticates_with_basic_and_without_pkce_sends_no_verifier(server):
+    exchange(server, client_secret="s3cret", code_verifier=None)
+    [asked] = server.asked_for("/auth/token")
+    assert basic_credentials(asked.authorization) == (CLIENT_ID, "s3cret")
+    assert "client_id" not in asked.form and "code_verifier" not in asked.form
+
+
+@pytest.mark.parametrize("status", [400, 401])
+def test_a_refused_code_is_the_launch_refused_page_with_a_400(server, status):
+    server.answer("/auth/token", status, {"error": "invalid_grant"})
+    with pytest.raises(LaunchRefused) as raised:
+        exchange(server)
+    assert raised.value.status == 400 and "used already" in raised.value.message
+
+
+@pytest.mark.parametrize(("status", "body"), [(500, {}), (403, {}), (200, "not json"), (200, {"token_type": "x"})])
+def test_a_broken_token_endpoint_is_a_dependency_failure(server, status, body):
+    server.answer("/auth/token", status, body)
+    with pytest.raises(DependencyFailed):
+        exchange(server)
+
+
+# --- who launched ----------------------------------------------------------------------------------------------
+
+
+def test_the_identity_is_verified_against_the_published_issuer_and_keys(server):
+    claims = verify_identity(smart_configuration(server.fhir_base), server.sign(fhirUser="Practitioner/7", nonce="n"),
+                             CLIENT_ID, nonce="n")
+    assert claims["fhirUser"] == "Practitioner/7"
+    with pytest.raises(IdTokenInvalid, match="does not belong"):
+        verify_identity(smart_configuration(server.fhir_base), server.sign(nonce="other"), CLIENT_ID, nonce="n")
+
+
+def test_without_a_published_jwks_uri_the_issuers_openid_configuration_names_the_keys(server):
+    server.reset(jwks_uri="")
+    assert verify_identity(smart_configuration(server.fhir_base), server.sign(), CLIENT_ID, None)["sub"] == "user-1"
+    assert server.asked_for("/auth/.well-known/openid-configuration")
+
+
+def test_a_token_from_another_issuer_than_the_published_one_is_refused_before_any_key_is_read(server):
+    configuration = smart_configuration(server.fhir_base)
+    with pytest.raises(IdTokenInvalid, match="unexpected issuer"):
+        verify_identity(configuration, server.sign(iss=f"{server.origin}/other/"), CLIENT_ID, None)
+    assert server.asked_for("/auth/jwks") == []
+
+
+def test_without_a_published_issuer_only_one_on_the_token_endpoints_host_is_trusted(server):
+    server.reset(issuer="")
+    configuration = smart_configuration(server.fhir_base)
+    assert verify_identity(configuration, server.sign(), CLIENT_ID, None)["sub"] == "user-1"
+    with pytest.raises(IdTokenInvalid, match="unexpected issuer"):
+        verify_identity(configuration, server.sign(iss="https://evil.example/auth/"), CLIENT_ID, None)
+
+
+@pytest.mark.parametrize("token", ["", "garbage"])
+def test_a_missing_or_malformed_id_token_is_refused(server, token):
+    with pytest.raises(IdTokenInvalid):
+        verify_identity(smart_configuration(server.fhir_base), token, CLIENT_ID, None)
+
+
+@pytest.mark.parametrize(("claims", "expected"), [
+    ({"fhirUser": "https://fhir.example/r4/tenant/Practitioner/1", "sub": "s"},
+     "https://fhir.example/r4/tenant/Practitioner/1"),
+    ({"fhirUser": "Practitioner/1"}, "https://fhir.example/r4/tenant/Practitioner/1"),
+    ({"fhirUser": "/Practitioner/1"}, "https://fhir.example/r4/tenant/Practitioner/1"),
+    ({"fhirUser": "", "sub": "portal-user"}, "portal-user"),
+    ({"sub": "portal-user"}, "portal-user"),
+])
+def test_the_ehr_user_is_fhir_user_made_absolute_else_sub(claims, expected):
+    assert ehr_user_id(claims, ISS + "/") == expected
+    assert ehr_user_id(claims, ISS) == expected
+
+
+def test_without_fhir_user_or_sub_nobody_launched():
+    with pytest.raises(IdTokenInvalid):
+        ehr_user_id({"fhirUser": "", "sub": ""}, ISS)
