@@ -69,6 +69,9 @@ def test_error_page(sandbox, new_context, screenshots):
     page.goto(f"{sandbox.world.host_url}/api/launch/provider")
     assert page.locator("h1").is_visible()
     assert_accessible(page, screenshots, "error-launch-without-parameters")
+    page.goto(f"{sandbox.world.host_url}/api/unsubscribe/not-a-link")
+    assert page.locator("h1").is_visible()
+    assert_accessible(page, screenshots, "unsubscribe-bad-link")
 
 
 def test_provider_visit_page_with_the_keyboard(sandbox, oracle, entra, new_context, screenshots):
