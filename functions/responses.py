@@ -12,6 +12,7 @@ from typing import Any
 
 import azure.functions as func
 
+from shared import telemetry
 from shared.errors import ConnectorError
 from shared.pages import render
 from shared.settings import get_settings
@@ -105,6 +106,13 @@ def friendly_errors(handler: Callable[[func.HttpRequest], func.HttpResponse] | N
 
     @functools.wraps(handler)
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        # Named by the function, never by the URL: paths carry sealed tokens and queries carry launch codes.
+        with telemetry.span(handler.__name__) as attributes:
+            response = _answer(req)
+            attributes["http.response.status_code"] = response.status_code
+            return response
+
+    def _answer(req: func.HttpRequest) -> func.HttpResponse:
         try:
             if check_keys:
                 require_safe_keys()

@@ -220,6 +220,9 @@ param deployerPrincipalType string = 'User'
 @description('Subscribe the function sms_delivery_report to ACS SMS events. deploy.sh sets it in a second deployment, once the code is published: Event Grid refuses a function that does not exist yet.')
 param smsEventsSubscription bool = false
 
+@description('E-mail address the alert rules (reminder job, SMS delivery, Cerner and Graph failures, health) notify; empty: no alerts are created.')
+param alertEmail string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   app: 'teams-ehr-connector'
@@ -352,6 +355,19 @@ module monitoring 'modules/monitoring.bicep' = {
     location: location
     tags: tags
     retentionInDays: logRetentionInDays
+  }
+}
+
+module alerts 'modules/alerts.bicep' = if (!empty(alertEmail)) {
+  name: 'alerts'
+  scope: rg
+  params: {
+    namePrefix: 'connector-${resourceToken}'
+    location: location
+    tags: tags
+    workspaceId: monitoring.outputs.workspaceId
+    appInsightsId: monitoring.outputs.appInsightsId
+    alertEmail: alertEmail
   }
 }
 

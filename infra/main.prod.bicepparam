@@ -42,3 +42,6 @@ param smsEventsSubscription = bool(readEnvironmentVariable('SMS_EVENTS_SUBSCRIPT
 
 param deployerPrincipalId = readEnvironmentVariable('DEPLOYER_PRINCIPAL_ID', '')
 param deployerPrincipalType = readEnvironmentVariable('DEPLOYER_PRINCIPAL_TYPE', 'User')
+
+// Who is e-mailed when an alert fires (reminders late, SMS undelivered, Cerner or Graph failing, health 503).
+param alertEmail = readEnvironmentVariable('ALERT_EMAIL', '')

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import httpcore
 import httpx
 
+from shared import telemetry
 from shared.ehr_hosts import require_trusted
 from shared.errors import DependencyFailed, DependencyTimeout
 from shared.runtime import forgotten_on_reset
@@ -73,6 +74,17 @@ def _counter(system: str):
         count_call(system)
 
     return count
+
+
+def _answer_watch(system: str):
+    """Count the system's server errors and throttling as dependency failures (4xx are ours to explain)."""
+    def watch(response: httpx.Response) -> None:
+        if response.status_code >= 500:
+            telemetry.count("connector.dependency.failures", system=system, reason="server_error")
+        elif response.status_code == 429:
+            telemetry.count("connector.dependency.failures", system=system, reason="throttled")
+
+    return watch
 
 
 def refused_address(address: str, allow_private: bool) -> bool:
@@ -160,7 +172,7 @@ def client(system: str) -> httpx.Client:
             ehr = system in EHR_SYSTEMS
             existing = httpx.Client(
                 timeout=get_settings().http_timeout_seconds,
-                event_hooks={"request": [_counter(system)]},
+                event_hooks={"request": [_counter(system)], "response": [_answer_watch(system)]},
                 headers={"User-Agent": "teams-ehr-connector/0.1"},
                 transport=EhrTransport() if ehr else None,
                 trust_env=not ehr,
@@ -195,7 +207,10 @@ def dependency(system: str) -> Iterator[None]:
     try:
         yield
     except httpx.ConnectError as exc:
-        if isinstance(exc.__context__, AddressRefused) or isinstance(exc.__cause__, AddressRefused):
+        refused = isinstance(exc.__context__, AddressRefused) or isinstance(exc.__cause__, AddressRefused)
+        telemetry.count("connector.dependency.failures", system=system,
+                        reason="refused_address" if refused else "unreachable")
+        if refused:
             raise DependencyFailed(
                 f"{name} resolves to a private or special address, so the connector did not call it.",
                 next_step="Tell IT: the host's DNS must point at its public address.",
@@ -204,10 +219,12 @@ def dependency(system: str) -> Iterator[None]:
             f"{name} could not be reached.", next_step="Try again in a minute. If it keeps happening, tell IT."
         ) from exc
     except httpx.TimeoutException as exc:
+        telemetry.count("connector.dependency.failures", system=system, reason="timeout")
         raise DependencyTimeout(
             f"{name} did not answer in time.", next_step="Try again in a minute. If it keeps happening, tell IT."
         ) from exc
     except httpx.HTTPError as exc:
+        telemetry.count("connector.dependency.failures", system=system, reason="transport")
         raise DependencyFailed(
             f"{name} could not be reached.", next_step="Try again in a minute. If it keeps happening, tell IT."
         ) from exc

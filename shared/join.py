@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from shared import telemetry
 from shared.errors import ConnectorError, NotFound
 from shared.fhir import Appointment, FhirClient
 from shared.microsoft.graph import GraphClient
@@ -62,6 +63,7 @@ class JoinOutcome:
     location: str = ""
     html: str = ""
     status: int = 302
+    kind: str = "lobby"
 
 
 def language_from_header(accept_language: str) -> str:
@@ -79,7 +81,7 @@ def language_from_header(accept_language: str) -> str:
 def patient_page(kind: str, language: str, **values: str) -> JoinOutcome:
     title, text = PAGES[language][kind]
     html = render("patient.html", language=language, title=title, text=text.format(**values))
-    return JoinOutcome(html=html, status=STATUS[kind])
+    return JoinOutcome(html=html, status=STATUS[kind], kind=kind)
 
 
 def link_for(endpoint: FhirEndpoint, appointment: Appointment) -> str:
@@ -111,7 +113,12 @@ def ended(appointment: Appointment, now: datetime) -> bool:
 
 def join(token: str, accept_language: str = "", now: datetime | None = None) -> JoinOutcome:
     """Redirect to the lobby, or explain kindly why not (expired, tampered, cancelled, too early)."""
-    now = now or datetime.now(UTC)
+    outcome = _join(token, accept_language, now or datetime.now(UTC))
+    telemetry.count("connector.joins", outcome=outcome.kind)
+    return outcome
+
+
+def _join(token: str, accept_language: str, now: datetime) -> JoinOutcome:
     language = language_from_header(accept_language)
     try:
         # An expired link still names its appointment: if that moved later, the link follows it (see ended()).

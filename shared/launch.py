@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -9,6 +10,7 @@ from urllib.parse import urlencode, urlsplit
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from shared import telemetry
 from shared.errors import ConnectorError, Forbidden, InvalidInput, NotFound
 from shared.fhir import FhirClient
 from shared.microsoft import entra, licence
@@ -141,13 +143,25 @@ class ProviderLaunch:
             code_challenge=pkce.challenge(verifier) if configuration.pkce else None,
         )
         started = {"state": state, "nonce": nonce, "verifier": verifier if configuration.pkce else "",
-                   "tenant": tenant_id, "endpoint": endpoint.id}
+                   "tenant": tenant_id, "endpoint": endpoint.id, "at": time.time()}
         cookie = sealer().seal_json(started, LAUNCH_COOKIE.ttl_seconds, "ehr-launch")
         return Redirect(url, [cookie_header(LAUNCH_COOKIE, cookie)])
 
     def callback(self, query: dict[str, str], launch_cookie: str | None) -> Redirect:
         """Verify state, redeem the code, validate the id_token, then sign in to Microsoft once or go on."""
-        started = open_cookie(LAUNCH_COOKIE, launch_cookie, "ehr-launch")
+        try:
+            started = open_cookie(LAUNCH_COOKIE, launch_cookie, "ehr-launch")
+            redirect = self._callback(query, started)
+        except ConnectorError as error:
+            telemetry.count("connector.launches", outcome=telemetry.word(error.code))
+            raise
+        outcome = "visit" if redirect.location.startswith(self.settings.url("/api/visits/")) else "microsoft_link"
+        telemetry.count("connector.launches", outcome=outcome)
+        if isinstance(started.get("at"), int | float):  # from PowerChart's click to the visit (or the sign-in)
+            telemetry.record("connector.launch.duration", (time.time() - started["at"]) * 1000, outcome=outcome)
+        return redirect
+
+    def _callback(self, query: dict[str, str], started: dict[str, Any]) -> Redirect:
         if not query.get("state") or query.get("state") != started["state"]:
             raise LaunchExpired("This launch did not start in this browser.", next_step=RELAUNCH)
         if query.get("error"):

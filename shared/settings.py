@@ -150,6 +150,9 @@ class Settings(BaseSettings):
             if parts.scheme != "https" or not parts.hostname or origin.rstrip("/") != f"https://{parts.netloc}":
                 raise ValueError(f"{origin!r} is not an https origin (https://host[:port])")
         return " ".join(origin.rstrip("/") for origin in value.split())
+    telemetry_console: bool = Field(
+        False, description="Print metrics and spans to the console when Application Insights is not set (local)."
+    )
 
     @field_validator("public_base_url", "graph_base_url", "entra_authority_host")
     @classmethod

@@ -155,3 +155,47 @@ def app_settings(monkeypatch):
     yield apply
     monkeypatch.undo()
     reset_process_state()
+
+
+class Telemetry:
+    """What shared.telemetry emitted during a test, read from in-memory OpenTelemetry readers."""
+
+    def __init__(self) -> None:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        self.reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.reader])
+        self.spans = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
+
+    def points(self) -> list[tuple[str, dict, float]]:
+        """Every data point so far: (metric name, attributes, sum or count)."""
+        data = self.reader.get_metrics_data()
+        found = []
+        for resource in data.resource_metrics if data else []:
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    for point in metric.data.data_points:
+                        value = point.value if hasattr(point, "value") else point.count
+                        found.append((metric.name, dict(point.attributes or {}), value))
+        return found
+
+    def value(self, name: str, **attributes: str) -> float:
+        """The counter's sum (or the histogram's count) for exactly these attributes; 0 if never emitted."""
+        return sum(value for metric, found, value in self.points() if metric == name and found == attributes)
+
+
+@pytest.fixture()
+def telemetry():
+    """shared.telemetry sending to in-memory readers for this test only."""
+    from shared import telemetry as module
+
+    readers = Telemetry()
+    module.use_providers(readers.meter_provider, readers.tracer_provider)
+    yield readers
+    module.use_providers()

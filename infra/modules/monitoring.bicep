@@ -45,3 +45,5 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 
 output appInsightsName string = appInsights.name
 output connectionString string = appInsights.properties.ConnectionString
+output workspaceId string = workspace.id
+output appInsightsId string = appInsights.id

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from shared import telemetry
 from shared.email.acs import EmailContent, send_email
 from shared.email.texts import render_email
 from shared.errors import DependencyFailed, DependencyTimeout
@@ -257,8 +258,12 @@ class Courier:
 
     def _count(self, outbound: Outbound, outcome: Outcome) -> None:
         endpoint = outbound.endpoint.id
+        kind = outbound.send.slot.kind
+        sms = outbound.channel == "sms"  # the SMS metrics and their delivery alert count texts only, not e-mails
         if outcome.status == "sent":
-            self.report.record_sent(outbound.send.slot.kind, endpoint)
+            self.report.record_sent(kind, endpoint)
+            if sms:
+                telemetry.count("connector.sms.sent", kind=kind)
         elif outcome.status == "unsure":
             self.report.add("retrying", endpoint=endpoint)
         elif outcome.status == "retry":
@@ -266,6 +271,8 @@ class Courier:
         elif outcome.status == "failed":
             self.report.add("failed", endpoint=endpoint)
             self.report.record_error(endpoint, outcome.detail)
+            if sms:
+                telemetry.count("connector.sms.failed", kind=kind, stage="send")
         else:
             self.report.add("skipped", endpoint=endpoint)
         if self._messages is not None and outcome.status in ("sent", "failed"):

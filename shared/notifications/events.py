@@ -13,7 +13,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from shared import telemetry
 from shared.notifications.optouts import OPTED_IN, OPTED_OUT, OptOutStore, email_key, email_scope
+from shared.notifications.planning import KIND_ORDER
 from shared.settings import get_settings
 from shared.storage.accounts import TableAccounts, default_accounts
 from shared.storage.config import ConfigRepository
@@ -107,6 +109,11 @@ def delivery_report(event_id: str, fields: dict[str, Any], accounts: TableAccoun
     if current.get("Kind", "notification") == "notification":
         MessageLog(accounts).delivered(region, partition.rsplit("-", 1)[0], row, status, received,
                                        current.get("sent_at"))
+    kind = current.get("kind") if current.get("kind") in KIND_ORDER else "unknown"
+    if status == "delivered":
+        telemetry.count("connector.sms.delivered", kind=kind)
+    else:
+        telemetry.count("connector.sms.failed", kind=kind, stage="delivery")
     if status == OPTED_OUT and fields.get("from") and fields.get("to"):
         OptOutStore(ledger).record(region, e164(fields["from"]), e164(fields["to"]), OPTED_OUT, received, event_id)
     return status

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfoNotFoundError
 
 from azure.core.exceptions import AzureError
 
+from shared import telemetry
 from shared.email.address import normalized
 from shared.errors import ConnectorError, DependencyFailed, DependencyTimeout, NotSignedIn
 from shared.fhir import Appointment, FhirClient, Patient
@@ -90,9 +91,23 @@ def run_notifications(now: datetime, *, max_seconds: float = DEFAULT_MAX_SECONDS
     Safe to run twice, late, or twice at once: the ledger lets each message out once (see courier.py).
     """
     started = time.monotonic()
+    try:
+        report = _run(now, started, max_seconds, workers, accounts or default_accounts())
+    except Exception:
+        telemetry.count("connector.reminders.runs", outcome="failed")
+        telemetry.record("connector.reminders.duration", (time.monotonic() - started) * 1000, outcome="failed")
+        raise
+    # "carried_over" and "endpoint_errors" runs are the ones the alert watches when they repeat.
+    outcome = "carried_over" if report.carried_over else "endpoint_errors" if report.endpoint_errors else "ok"
+    telemetry.count("connector.reminders.runs", outcome=outcome)
+    telemetry.count("connector.reminders.carried_over", report.carried_over)
+    telemetry.record("connector.reminders.duration", (time.monotonic() - started) * 1000, outcome=outcome)
+    return report
+
+
+def _run(now: datetime, started: float, max_seconds: float, workers: int, accounts: TableAccounts) -> RunReport:
     settings = get_settings()
     require_safe_keys(settings)  # hashes made with a published key could be matched against a list of numbers
-    accounts = accounts or default_accounts()
     ledger = LedgerRepository(accounts)
     report = RunReport()
     outbounds: list[Outbound] = []

@@ -417,9 +417,10 @@
     const title = `${record.display_name} · ${record.environment} environment`;
     const list = el("dl", { class: "record" });
     for (const [key, label] of RECORD_FIELDS) {
-      list.append(el("dt", { text: label }), el("dd", {}, el("code", { "data-field": key, text: record[key] })),
+      // The Copy button sits in the dd: a dl may hold only dt and dd (screen readers announce it as a list).
+      list.append(el("dt", { text: label }), el("dd", {}, el("code", { "data-field": key, text: record[key] }),
         el("button", { type: "button", class: "copy secondary", text: "Copy", "aria-label": `Copy ${label} of ${title}`,
-          onclick: () => copy(record[key], label) }));
+          onclick: () => copy(record[key], label) })));
     }
     const all = RECORD_FIELDS.map(([key, label]) => `${label}: ${record[key]}`).join("\n")
       + "\n\nCerner-side steps:\n" + record.cerner_steps.map((step, index) => `${index + 1}. ${step}`).join("\n");

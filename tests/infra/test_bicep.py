@@ -31,6 +31,7 @@ SMS_EVENTS_MODULE = "modules/sms-events.bicep"
 LOCAL_ONLY_SETTINGS = {
     "azurite_account_key": "key of the local Azurite emulator; in Azure storage is reached with the managed identity",
     "allow_private_fhir_hosts": "lets the sandbox use loopback FHIR servers; must stay off (its default) in Azure",
+    "telemetry_console": "console export is for local runs; in Azure telemetry goes to Application Insights",
     "acs_access_key": "ACS is reached with the managed identity in Azure, so no key is set and the default '' applies",
 }
 # The Functions platform's own settings: identity-based host storage and Entra-authenticated telemetry.

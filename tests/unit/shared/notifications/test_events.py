@@ -89,6 +89,15 @@ def test_a_delivery_report_sets_the_status_once_per_event(accounts, endpoint):
     assert LedgerRepository(accounts).get("emea", partition, row)["status"] == "delivered"
 
 
+def test_delivery_reports_are_counted_delivered_or_failed_by_message_kind_once(accounts, endpoint, telemetry):
+    delivered, failed = sent_row(accounts, endpoint), sent_row(accounts, endpoint)
+    handle_sms_event("ev-d", DELIVERY_REPORT, report(endpoint, message_tag(*delivered)), accounts)
+    handle_sms_event("ev-d", DELIVERY_REPORT, report(endpoint, message_tag(*delivered)), accounts)
+    handle_sms_event("ev-f", DELIVERY_REPORT, report(endpoint, message_tag(*failed), "Failed", "Other"), accounts)
+    assert telemetry.value("connector.sms.delivered", kind="reminder") == 1
+    assert telemetry.value("connector.sms.failed", kind="reminder", stage="delivery") == 1
+
+
 def test_a_camel_case_blocked_report_records_the_opt_out_without_the_phone_number(accounts, endpoint):
     partition, row = sent_row(accounts, endpoint)
     event = report(endpoint, message_tag(partition, row), "Failed", "Sender blocked for given recipient", camel=True)

@@ -129,6 +129,15 @@ def test_a_message_is_claimed_sent_once_with_a_stable_id_and_recorded():
     assert report.sent_by_kind == {"confirmation": 1}
 
 
+def test_sends_accepted_and_refused_by_acs_are_counted_by_kind(telemetry):
+    ledger = FakeLedger()
+    acs = FakeAcs("ok", SendOutcome(False, "", 400, "Invalid recipient"))
+    courier(ledger, acs).deliver(outbound(appointment(180)))
+    courier(ledger, acs).deliver(outbound(appointment(200, "4822402")))
+    assert telemetry.value("connector.sms.sent", kind="confirmation") == 1
+    assert telemetry.value("connector.sms.failed", kind="confirmation", stage="send") == 1
+
+
 class Crash(BaseException):
     """The worker process dying mid-send (after ACS accepted, before the ledger heard)."""
 
