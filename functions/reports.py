@@ -1,7 +1,9 @@
 """Virtual-visits usage report (HTML, JSON, CSV) for the portal's administrators, and the hourly attendance timer."""
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import azure.functions as func
@@ -24,32 +26,23 @@ SIGN_IN_PATH = "/api/portal/auth/signin"
 @friendly_errors
 def usage_report(req: func.HttpRequest) -> func.HttpResponse:
     """The usage report for 7, 30 or 90 days: a page, JSON, or a CSV download."""
-    params = query(req)
-    output = params.get("format") or ("json" if wants_json(req) else "html")
-    try:
-        report = usage_report_view(auth.Credentials(request_cookie(req, auth.SESSION_COOKIE.name)),
-                                   params.get("days"), output, params=params)
-    except NotSignedIn as error:
-        if output == "json":
-            return json_response(error.as_dict(), status=error.status)
-        return redirect_response(SIGN_IN_PATH)
-    except ConnectorError as error:
-        if output != "json":
-            raise
-        log.warning("usage report refused: %s %s (reference %s)", error.status, error.code, error.reference)
-        return json_response(error.as_dict(), status=error.status)
-    return func.HttpResponse(report.body, mimetype=report.mimetype, charset="utf-8", headers={
-        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", **report.headers})
+    return report_response(req, lambda credentials, params, output: usage_report_view(
+        credentials, params.get("days"), output, params=params))
 
 
 @bp.route(route="portal/reports/sms", methods=["GET"], auth_level=ANONYMOUS)
 @friendly_errors
 def sms_report(req: func.HttpRequest) -> func.HttpResponse:
     """Text messages by type and delivery status per day: a page, JSON, or a CSV download."""
+    return report_response(req, sms_report_view)
+
+
+def report_response(req: func.HttpRequest, build: Callable[[auth.Credentials, dict, str], Any]) -> func.HttpResponse:
+    """A report as a page, JSON or CSV; signed-out browsers go to sign-in, API clients get the error as JSON."""
     params = query(req)
     output = params.get("format") or ("json" if wants_json(req) else "html")
     try:
-        report = sms_report_view(auth.Credentials(request_cookie(req, auth.SESSION_COOKIE.name)), params, output)
+        report = build(auth.Credentials(request_cookie(req, auth.SESSION_COOKIE.name)), params, output)
     except NotSignedIn as error:
         if output == "json":
             return json_response(error.as_dict(), status=error.status)
@@ -57,6 +50,7 @@ def sms_report(req: func.HttpRequest) -> func.HttpResponse:
     except ConnectorError as error:
         if output != "json":
             raise
+        log.warning("report refused: %s %s (reference %s)", error.status, error.code, error.reference)
         return json_response(error.as_dict(), status=error.status)
     return func.HttpResponse(report.body, mimetype=report.mimetype, charset="utf-8", headers={
         "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", **report.headers})

@@ -32,22 +32,6 @@ TYPE_LABELS = {"confirmation": "Confirmation", "reminder": "Reminder", "link": "
 CSV_COLUMNS = ("Day (UTC)", "Channel", "Type", "Delivered", "Sent, no report yet", "Failed", "Opted out", "Total")
 
 
-class Counts(BaseModel):
-    """Messages of one day, channel and type by delivery status."""
-
-    day: str
-    channel: str
-    type: str
-    delivered: int = 0
-    sent: int = 0
-    failed: int = 0
-    opted_out: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.delivered + self.sent + self.failed + self.opted_out
-
-
 class DayTotals(BaseModel):
     """All messages of one day by delivery status (the chart)."""
 
@@ -60,6 +44,13 @@ class DayTotals(BaseModel):
     @property
     def total(self) -> int:
         return self.delivered + self.sent + self.failed + self.opted_out
+
+
+class Counts(DayTotals):
+    """Messages of one day, channel and type by delivery status."""
+
+    channel: str
+    type: str
 
 
 class SmsReport(BaseModel):
