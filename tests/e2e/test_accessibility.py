@@ -4,7 +4,6 @@ phone at 200 % zoom. Screenshots of each page land in test-output/."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -49,16 +48,19 @@ def tab_to(page: Page, selector: str, presses: int = 20) -> None:
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_patient_pages_in_each_language(sandbox, oracle, new_context, screenshots, language):
     early, _name, _mobile = new_appointment(oracle, minutes_from_now=24 * 60)
+    # A link ends with its appointment (end + the grace hours), whatever its own expiry says: a visit of this morning.
+    ended, _name, _mobile = new_appointment(oracle, minutes_from_now=-6 * 60)
     pages = {"invalid": f"{sandbox.world.host_url}/api/join/not-a-link",
-             "expired": sealed_link(sandbox, early, expires_in=timedelta(minutes=-5)),
+             "expired": sealed_link(sandbox, ended),
              "early": sealed_link(sandbox, early)}
     for viewport, label in ((PHONE, "phone"), (PHONE_AT_200, "phone-200")):
         page = new_context(viewport=viewport, locale=LANGUAGES[language]).new_page()
         for kind, url in pages.items():
             page.goto(url)
-            # Link pages speak the browser's language; the early page the patient's own (from Cerner).
+            # A link that opens nothing speaks the browser's language; one that names a visit, the patient's own
+            # (read from Cerner).
             lang = page.get_attribute("html", "lang")
-            assert lang == language if kind != "early" else lang in LANGUAGES, f"{kind}: lang={lang}"
+            assert lang == language if kind == "invalid" else lang in LANGUAGES, f"{kind}: lang={lang}"
             assert_accessible(page, screenshots, f"{kind}-{language}-{label}")
             assert fits_without_sideways_scrolling(page), f"{kind} page scrolls sideways at {label}"
             assert page.locator("h1").bounding_box()["width"] <= viewport["width"]
