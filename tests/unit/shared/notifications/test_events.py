@@ -91,9 +91,10 @@ def test_a_delivery_report_sets_the_status_once_per_event(accounts, endpoint):
 
 def test_delivery_reports_are_counted_delivered_or_failed_by_message_kind_once(accounts, endpoint, telemetry):
     delivered, failed = sent_row(accounts, endpoint), sent_row(accounts, endpoint)
-    handle_sms_event("ev-d", DELIVERY_REPORT, report(endpoint, message_tag(*delivered)), accounts)
-    handle_sms_event("ev-d", DELIVERY_REPORT, report(endpoint, message_tag(*delivered)), accounts)
-    handle_sms_event("ev-f", DELIVERY_REPORT, report(endpoint, message_tag(*failed), "Failed", "Other"), accounts)
+    handle_sms_event("ev-d", DELIVERY_REPORT, report(endpoint, message_tag(*delivered)), TOPIC, accounts)
+    handle_sms_event("ev-d", DELIVERY_REPORT, report(endpoint, message_tag(*delivered)), TOPIC, accounts)
+    handle_sms_event("ev-f", DELIVERY_REPORT, report(endpoint, message_tag(*failed), "Failed", "Other"), TOPIC,
+                     accounts)
     assert telemetry.value("connector.sms.delivered", kind="reminder") == 1
     assert telemetry.value("connector.sms.failed", kind="reminder", stage="delivery") == 1
 
