@@ -199,3 +199,26 @@ def telemetry():
     module.use_providers(readers.meter_provider, readers.tracer_provider)
     yield readers
     module.use_providers()
+
+
+@pytest.fixture(scope="module")
+def admin(sandbox):
+    """The demo organization's Global Administrator, signed in to the portal (CSRF token at hand)."""
+    from sandbox.entra import ADMIN_UPN
+    from tests.integration.portal_client import sign_in
+
+    portal = sign_in(sandbox, ADMIN_UPN)
+    yield portal
+    portal.http.close()
+
+
+@pytest.fixture(scope="module")
+def fhir_server(sandbox):
+    """A FHIR server on localhost (allowed in the sandbox) whose bases pass or fail chosen checks."""
+    from sandbox.servers import free_port, serve
+    from tests.integration.portal_client import fhir_server_app
+
+    port = free_port()
+    server = serve(fhir_server_app(), port, sandbox.ca)
+    yield f"https://localhost:{port}"
+    server.stop()

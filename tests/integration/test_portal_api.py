@@ -16,19 +16,12 @@ from sandbox.entra import (
     REPORTS_READER_UPN,
     TEAMS_ADMIN_UPN,
 )
-from sandbox.servers import free_port, serve
+from sandbox.servers import free_port
 from shared.storage.config import endpoint_id_for
-from tests.integration.portal_client import JSON, fhir_server_app, sign_in
+from tests.integration.portal_client import JSON, sign_in
 from tests.waiting import wait_until
 
 ORGANIZER = "virtual.appointments@contoso-health.example"
-
-
-@pytest.fixture(scope="module")
-def admin(sandbox):
-    portal = sign_in(sandbox, ADMIN_UPN)
-    yield portal
-    portal.http.close()
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +29,6 @@ def other_admin(sandbox):
     portal = sign_in(sandbox, OTHER_ADMIN_UPN)
     yield portal
     portal.http.close()
-
-
-@pytest.fixture(scope="module")
-def fhir_server(sandbox):
-    """A FHIR server on localhost (allowed in the sandbox) whose bases pass or fail chosen checks."""
-    port = free_port()
-    server = serve(fhir_server_app(), port, sandbox.ca)
-    yield f"https://localhost:{port}"
-    server.stop()
 
 
 @pytest.fixture()

@@ -6,7 +6,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
 
 from sandbox import config
 from sandbox.entra import ADMIN_UPN, OTHER_ADMIN_UPN, EntraUser
@@ -30,17 +29,6 @@ def at_once(portals: list[Portal], send) -> list[httpx.Response]:
 
     with ThreadPoolExecutor(len(portals)) as pool:
         return list(pool.map(one, range(len(portals))))
-
-
-@pytest.fixture(scope="module")
-def fhir_server(sandbox):
-    from sandbox.servers import free_port, serve
-    from tests.integration.portal_client import fhir_server_app
-
-    port = free_port()
-    server = serve(fhir_server_app(), port, sandbox.ca)
-    yield f"https://localhost:{port}"
-    server.stop()
 
 
 def test_admins_choosing_different_regions_at_once_pin_exactly_one(sandbox, entra, accounts):

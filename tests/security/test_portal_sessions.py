@@ -7,7 +7,6 @@ import uuid
 from dataclasses import replace
 
 import httpx
-import pytest
 
 from sandbox import config
 from sandbox.entra import ADMIN_UPN, OTHER_ADMIN_UPN, EntraUser
@@ -18,24 +17,6 @@ from tests.security.portal_world import MEMBER, config_rows, directory_users, in
 ORGANIZER = "virtual.appointments@contoso-health.example"
 NORTHWIND_ADMIN = EntraUser("4d3c2b1a-0f9e-4d8c-b7a6-5f4e3d2c1b99", config.NEW_TENANT_ID,
                             "it.lead@northwind-clinic.example", "Northwind IT Lead", (config.GLOBAL_ADMIN, MEMBER))
-
-
-@pytest.fixture(scope="module")
-def admin(sandbox):
-    portal = sign_in(sandbox, ADMIN_UPN)
-    yield portal
-    portal.http.close()
-
-
-@pytest.fixture(scope="module")
-def fhir_server(sandbox):
-    from sandbox.servers import free_port, serve
-    from tests.integration.portal_client import fhir_server_app
-
-    port = free_port()
-    server = serve(fhir_server_app(), port, sandbox.ca)
-    yield f"https://localhost:{port}"
-    server.stop()
 
 
 def endpoint_body(base_url: str, organizer: str = ORGANIZER) -> dict:
