@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import threading
 from collections import deque
@@ -48,6 +49,7 @@ class FakeLedger:
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
         self._etags = itertools.count(1)
         self._lock = threading.Lock()
+        self.transactions = 0
 
     def create(self, region, partition, row, fields):
         with self._lock:
@@ -68,6 +70,16 @@ class FakeLedger:
         with self._lock:
             current = self.rows.get((partition, row))
             return dict(current) if current else None
+
+    def merge_many(self, region, partition, rows):
+        """All or nothing, as a Table Storage transaction."""
+        with self._lock:
+            self.transactions += 1
+            if any(self.rows.get((partition, row), {}).get("_etag") != etag for row, _fields, etag in rows):
+                return False
+            for row, fields, _etag in rows:
+                self.rows[(partition, row)].update(fields, _etag=str(next(self._etags)))
+            return True
 
     def as_ledger_row(self, partition: str, row: str) -> LedgerRow:
         """The row as the next run's planning reads it."""
@@ -222,6 +234,35 @@ def test_a_delivery_report_that_beats_the_send_record_keeps_its_status():
     assert stored["status"] == "delivered" and stored["message_id"] == "Outgoing_9"
 
 
+def test_batched_outcomes_are_one_transaction_per_partition_written_when_the_batch_ends():
+    ledger, acs = FakeLedger(), FakeAcs()
+    sender = courier(ledger, acs)
+    messages = [outbound(appointment(180 + n, str(4822400 + n))) for n in range(3)]
+    with sender.batched_outcomes():
+        for message in messages:
+            assert sender.deliver(message) == "sent"
+        assert ledger.get("americas", "ep-20260610", "row-4822400")["status"] == "sending", "claimed until written"
+    assert ledger.transactions == 1
+    assert [ledger.get("americas", "ep-20260610", m.send.row)["status"] for m in messages] == ["sent"] * 3
+    assert sender.deliver(messages[0]) == "in_flight" and len(acs.calls) == 3, "each went once"
+
+
+def test_a_delivery_report_that_beats_a_batched_outcome_keeps_its_status():
+    ledger = FakeLedger()
+
+    def accepted_and_reported():
+        ledger.merge("americas", "ep-20260610", "row-4822401", {"status": "delivered"})
+        return SendOutcome(True, "Outgoing_9", 202, "")
+
+    sender = courier(ledger, FakeAcs("ok", accepted_and_reported))
+    with sender.batched_outcomes():
+        sender.deliver(outbound(appointment(120, "4822400")))
+        sender.deliver(outbound(appointment(180)))
+    stored = ledger.get("americas", "ep-20260610", "row-4822401")
+    assert stored["status"] == "delivered" and stored["message_id"] == "Outgoing_9"
+    assert ledger.get("americas", "ep-20260610", "row-4822400")["status"] == "sent", "the others still recorded"
+
+
 def test_the_patients_language_wins_over_the_endpoint_default():
     assert pick_language("pt-BR", "es") == "pt-BR"
     assert pick_language("pt", "es") == "pt-BR"
@@ -271,6 +312,8 @@ def test_what_does_not_fit_carries_over_earliest_appointment_first():
     delivered: list[tuple[str, datetime]] = []
 
     class Recorder:
+        batched_outcomes = staticmethod(contextlib.nullcontext)
+
         def deliver(self, message, bucket):
             delivered.append((message.sender, message.appointment.start))
 
