@@ -294,6 +294,8 @@ class Courier:
     def _write_batch(self, region: Region, partition: str, batch: list[Pending]) -> None:
         """One transaction for a partition's outcomes; if any row changed meanwhile (a delivery report came first),
         each is written on its own so the report keeps its status. A storage failure leaves the rows claimed."""
+        if not batch:  # its partition's last full batch was written already
+            return
         try:
             if self.ledger.merge_many(region, partition, [(o.send.row, fields, etag) for o, etag, fields in batch]):
                 return
