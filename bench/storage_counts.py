@@ -60,3 +60,40 @@ class CountingAccounts(TableAccounts):
                 self._services[endpoint] = TableServiceClient(
                     endpoint=endpoint, credential=AzureNamedKeyCredential(account, key), transport=self.transport)
             return self._services[endpoint]
+
+
+class CountingProxy:
+    """An ASGI reverse proxy in front of Azurite's table endpoint that counts each request by kind, whichever
+    process sends it (the Functions host's app): point the TABLE_ENDPOINT settings at it."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+        self.counts: Counter[str] = Counter()
+        self._client = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        import httpx
+
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        query = scope["query_string"].decode()
+        url = self.target + scope["raw_path"].decode().split("?")[0] + (f"?{query}" if query else "")
+        self.counts[operation(scope["method"], url)] += 1
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=30)
+        headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k.lower() not in HOP_HEADERS]
+        response = await self._client.request(scope["method"], url, headers=headers, content=body)
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": [(k.encode(), v.encode()) for k, v in response.headers.items()
+                                if k.lower() not in HOP_HEADERS]})
+        await send({"type": "http.response.body", "body": response.content})
+
+
+HOP_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive",
+                         "content-encoding"})
