@@ -43,28 +43,35 @@ class MessageLog:
 
     def flush(self) -> int:
         """Write the deferred sends, up to 100 rows per transaction; returns how many rows."""
-        from azure.data.tables import UpdateMode
-
         with self._lock:
             pending, self._pending = self._pending, defaultdict(dict)
         for (region, partition), rows in pending.items():
-            entities = [{"PartitionKey": partition, "RowKey": row, "Kind": KIND, **fields}
-                        for row, fields in rows.items()]
-            for entity in entities:
-                check_entity(TABLE, entity)
-            table = self.accounts.table(TABLE, region)
-            for first in range(0, len(entities), TRANSACTION_LIMIT):
-                table.submit_transaction([("upsert", entity, {"mode": UpdateMode.MERGE})
-                                          for entity in entities[first:first + TRANSACTION_LIMIT]])
+            self._write_partition(region, partition, rows)
         return sum(len(rows) for rows in pending.values())
+
+    def _write_partition(self, region: Region, partition: str, rows: dict[str, dict[str, Any]]) -> None:
+        from azure.data.tables import UpdateMode
+
+        entities = [{"PartitionKey": partition, "RowKey": row, "Kind": KIND, **fields} for row, fields in rows.items()]
+        for entity in entities:
+            check_entity(TABLE, entity)
+        table = self.accounts.table(TABLE, region)
+        for first in range(0, len(entities), TRANSACTION_LIMIT):
+            table.submit_transaction([("upsert", entity, {"mode": UpdateMode.MERGE})
+                                      for entity in entities[first:first + TRANSACTION_LIMIT]])
 
     def sent(self, region: Region, endpoint_id: str, row: str, kind: str, status: str, at: datetime,
              channel: str = "sms") -> None:
         """A send's outcome (sent or failed); one write, whatever a delivery report wrote before it."""
         fields = {"channel": channel, "kind": kind, "status": status, "sent_at": at}
         if self.deferred:
+            key = (region, message_partition(endpoint_id, at))
             with self._lock:
-                self._pending[(region, message_partition(endpoint_id, at))][row] = fields
+                self._pending[key][row] = fields
+                # A full transaction's worth goes now: the job's memory stays flat however many messages are due.
+                full = self._pending.pop(key) if len(self._pending[key]) >= TRANSACTION_LIMIT else None
+            if full:
+                self._write_partition(*key, full)
             return
         self._merge(region, message_partition(endpoint_id, at), row, fields)
 
