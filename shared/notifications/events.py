@@ -76,6 +76,7 @@ def email_delivery_report(event_id: str, fields: dict[str, Any], accounts: Table
                   "event_id": event_id})
     MessageLog(accounts).delivered(region, current["PartitionKey"].rsplit("-", 1)[0], current["RowKey"], status, at,
                                    current.get("sent_at"))
+    count_delivery("email", current, status)
     if status == OPTED_OUT and fields.get("recipient"):
         endpoint_id = current["PartitionKey"].rsplit("-", 1)[0]
         OptOutStore(ledger).record_key(region, email_scope(endpoint_id), email_key(str(fields["recipient"])),
@@ -109,14 +110,19 @@ def delivery_report(event_id: str, fields: dict[str, Any], accounts: TableAccoun
     if current.get("Kind", "notification") == "notification":
         MessageLog(accounts).delivered(region, partition.rsplit("-", 1)[0], row, status, received,
                                        current.get("sent_at"))
-    kind = current.get("kind") if current.get("kind") in KIND_ORDER else "unknown"
-    if status == "delivered":
-        telemetry.count("connector.sms.delivered", kind=kind)
-    else:
-        telemetry.count("connector.sms.failed", kind=kind, stage="delivery")
+    count_delivery("sms", current, status)
     if status == OPTED_OUT and fields.get("from") and fields.get("to"):
         OptOutStore(ledger).record(region, e164(fields["from"]), e164(fields["to"]), OPTED_OUT, received, event_id)
     return status
+
+
+def count_delivery(channel: str, row: dict[str, Any], status: str) -> None:
+    """A delivery report in the channel's metrics: delivered, or failed at the delivery stage (opt-outs too)."""
+    kind = row.get("kind") if row.get("kind") in KIND_ORDER else "unknown"
+    if status == "delivered":
+        telemetry.count(f"connector.{channel}.delivered", kind=kind)
+    else:
+        telemetry.count(f"connector.{channel}.failed", kind=kind, stage="delivery")
 
 
 def reply(event_id: str, fields: dict[str, Any], accounts: TableAccounts) -> str:
