@@ -10,6 +10,7 @@ on the event id and an opt-out change older than the recorded one is ignored. Ke
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +34,9 @@ EMAIL_STATUSES = {"delivered": "delivered", "suppressed": OPTED_OUT, "bounced": 
 # Exactly the keywords ACS documents for toll-free numbers (SMS FAQ, "Opt-out handling"; domain-notes E5): the
 # carrier blocks the sender on STOP and lifts the block on START or UNSTOP. Other words ("cancel", "yes") are
 # ordinary replies: the carrier does not act on them, so neither do we.
+# Our emails' operation ids are UUIDs (their repeatability ids): anything else cannot be ours, and is never put in a
+# table key (a '/', '#' or '?' would address another entity or break the request).
+MESSAGE_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
 STOP_WORDS = frozenset({"STOP"})
 START_WORDS = frozenset({"START", "UNSTOP"})
 
@@ -61,7 +65,7 @@ def email_delivery_report(event_id: str, fields: dict[str, Any], accounts: Table
         return "not_ours"
     status = EMAIL_STATUSES.get(str(fields.get("status") or "").lower())
     message_id = str(fields.get("messageid") or "")
-    if status is None or not message_id:
+    if status is None or not MESSAGE_ID.fullmatch(message_id):
         return "ignored"
     ledger = LedgerRepository(accounts)
     found = ledger.by_message_id(get_settings().enabled_regions, message_id)
