@@ -134,7 +134,7 @@ def endpoint_of(config: ConfigRepository, tenant_id: str, endpoint_id: str) -> F
 def visit_context(visit_ref: str, session_cookie: str | None) -> VisitContext:
     visit, session = open_visit(visit_ref, session_cookie)
     accounts = default_accounts()
-    config = ConfigRepository(accounts)
+    config = ConfigRepository(accounts, reuse_recent_reads=True)
     endpoint = endpoint_of(config, visit["tenant"], visit["endpoint"])
     return VisitContext(visit, session, accounts, config, endpoint, config.region(visit["tenant"]))
 
@@ -273,7 +273,7 @@ def patient_status(status_ref: str, session_cookie: str | None, now: datetime | 
     now = now or datetime.now(UTC)
     visit, _session = open_visit(status_ref, session_cookie, purpose="visit-status")
     accounts = default_accounts()
-    config = ConfigRepository(accounts)
+    config = ConfigRepository(accounts, reuse_recent_reads=True)
     endpoint = endpoint_of(config, visit["tenant"], visit["endpoint"])
     region = config.region(visit["tenant"])
     start = datetime.fromisoformat(visit["start"])
