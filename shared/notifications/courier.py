@@ -255,7 +255,10 @@ class Courier:
                 self._sleep(delay)
             if not pace.ready():  # ACS counts every request, retries too; none left in this run: the next sends it
                 return outcome if delay else Outcome("retry", detail="out_of_time")
-            outcome = self._send_once(outbound, text, request_id, first_sent)
+            try:
+                outcome = self._send_once(outbound, text, request_id, first_sent)
+            finally:
+                pace.answered()
             if not outcome.transient:
                 return outcome
         return outcome

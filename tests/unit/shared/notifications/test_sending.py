@@ -329,6 +329,32 @@ def test_the_bucket_gives_up_at_the_deadline_and_honours_a_pause():
     assert bucket.try_acquire() >= 10
 
 
+@pytest.mark.parametrize("per_minute", [30, 200])
+def test_requests_that_reach_acs_late_never_put_more_than_the_limit_in_a_minute_of_arrivals(per_minute):
+    """ACS counts arrivals; every fifth request here reaches it 5 s after its token (a busy machine)."""
+    clock = FakeClock()
+    bucket = TokenBucket(per_minute, monotonic=clock.monotonic, sleep=lambda seconds: advance(seconds))
+    arrivals: list[float] = []
+    answers: list[tuple[float, Any]] = []  # (when, request) still to come
+
+    def advance(seconds: float) -> None:
+        clock.sleep(seconds)
+        for when, request in [a for a in answers if a[0] <= clock.now]:
+            answers.remove((when, request))
+            bucket.answered(request)
+
+    while clock.now < 600:
+        request = bucket.take(deadline=10_000)
+        late = 5.0 if len(arrivals) % 5 == 4 else 0.0
+        arrivals.append(clock.now + late)
+        answers.append((clock.now + late + 0.05, request))
+        advance(0.0)
+    arrivals.sort()
+    for index, moment in enumerate(arrivals):
+        assert sum(1 for other in arrivals[index:] if other < moment + 60) <= per_minute
+    assert len(arrivals) >= 0.9 * per_minute * 10, "and the pacing stays near the limit"
+
+
 def test_what_does_not_fit_carries_over_earliest_appointment_first():
     delivered: list[tuple[str, datetime]] = []
 

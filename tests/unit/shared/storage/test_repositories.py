@@ -173,7 +173,8 @@ def test_request_paths_reuse_a_recent_endpoint_read_and_a_save_here_shows_at_onc
     assert requests.find_by_iss(endpoint.base_url)[1].display_name == "Before"
     another_instance_renames(accounts, tenant, endpoint)
     assert requests.find_by_iss(endpoint.base_url)[1].display_name == "Before", "read less than 30 s ago"
-    assert ConfigRepository(accounts).endpoint(tenant, endpoint.id).display_name == "Elsewhere", "the portal reads afresh"
+    portal = ConfigRepository(accounts)
+    assert portal.endpoint(tenant, endpoint.id).display_name == "Elsewhere", "the portal reads afresh"
     ConfigRepository(accounts).save_endpoint(tenant, endpoint.model_copy(update={"display_name": "Saved"}), "admin")
     assert requests.endpoint(tenant, endpoint.id).display_name == "Saved"
 
