@@ -128,7 +128,7 @@ def others_sitting_out(accounts) -> Iterator[None]:
     """Every organization with an endpoint so far (the demo one too) withdraws its SMS consents for a while."""
     repository = ConfigRepository(accounts)
     tenants = {config.ENTRA_TENANT_ID} | {tenant for tenant, _endpoint in repository.all_endpoints()}
-    saved = {tenant: repository.sms_consents(tenant) for tenant in tenants}
+    saved = {tenant: consents for tenant in tenants if (consents := repository.sms_consents(tenant)).complete}
     for tenant in saved:
         repository.save_sms_consents(tenant, SmsConsents())
     try:
