@@ -42,8 +42,15 @@ health = next(f for f in function_app.app.get_functions() if f.get_function_name
 request = func.HttpRequest("GET", "http://localhost/api/health", headers={}, body=b"")
 response = health.get_user_function()(request)
 seconds = time.perf_counter() - started
+modules = len(sys.modules)
+# What the first provider launch then pays on the cold instance: its service's imports (0 for the bare app).
+import importlib
+loaded = time.perf_counter()
+if hasattr(function_app, "launch"):
+    importlib.import_module("shared.launch")
+first_launch_imports = time.perf_counter() - loaded
 print(json.dumps({"seconds": seconds, "import": imported, "status": response.status_code,
-                  "modules": len(sys.modules)}))
+                  "modules": modules, "first_launch_imports": first_launch_imports}))
 '''
 
 
@@ -81,6 +88,11 @@ def run(offset: int, runs: int = 5) -> list[Figure]:
         Figure("cold start", "function_app ÷ bare app", round(ours / bare, 2), "≤ 1.5", ours / bare <= 1.5),
         Figure("cold start", "modules loaded: function_app ÷ bare app",
                round(best["ours"]["modules"] / best["bare"]["modules"], 2)),
+        # Lazy imports move this cost to the first launch; shown so the ratio above hides nothing.
+        Figure("cold start", "first launch on that instance: its service's imports (s)",
+               round(best["ours"]["first_launch_imports"], 3)),
+        Figure("cold start", "function_app + the launch service's imports ÷ bare app",
+               round((ours + best["ours"]["first_launch_imports"]) / bare, 2)),
     ]
 
 
