@@ -186,6 +186,14 @@ def test_rows_made_before_a_hash_key_rotation_still_count_so_nothing_is_sent_twi
     assert kinds(later) == []
 
 
+def test_rows_of_a_visit_that_kept_its_end_or_ends_earlier_are_left_alone():
+    start = NOW + timedelta(hours=1)
+    confirmed = row(Slot("confirmation", start))
+    unknown_end = replace(row(Slot("reminder", start, offset=15)), appointment_end=None)
+    assert plan(appointment(start), [confirmed, unknown_end]).stale_ends == []
+    assert plan(appointment(start - timedelta(minutes=30), version="2"), [confirmed]).stale_ends == []
+
+
 # --- reading ledger rows and endpoint settings ---------------------------------------------------------------------
 
 
@@ -299,6 +307,8 @@ def test_quiet_hours_hold_each_fresh_retry_but_not_one_that_finishes_an_accepted
     assert kinds(held) == [] and held.deferred == 2 and held.closes == []
     crashed = row(Slot("confirmation", start), status="sending", claimed=night - timedelta(minutes=3))
     assert kinds(plan(appointment(start), [crashed], now=night, policy=quiet)) == ["confirmation"]
+    fresh = plan(appointment(start), [], now=night, policy=quiet)
+    assert kinds(fresh) == [] and fresh.deferred == 1, "the endpoint's night, not UTC's"
 
 
 def test_a_throttled_reminder_is_retried_while_it_is_the_current_one_and_closed_after():
