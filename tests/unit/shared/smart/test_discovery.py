@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import DependencyFailed
-from shared.smart.discovery import clear_caches, jwks, openid_configuration, smart_configuration
+from shared.smart.discovery import SmartConfiguration, clear_caches, jwks, openid_configuration, smart_configuration
 
 SMART = "/r4/tenant/.well-known/smart-configuration"
 
@@ -72,3 +72,13 @@ def test_unreadable_keys_are_a_dependency_failure(server, status, body):
     server.answer("/auth/jwks", status, body)
     with pytest.raises(DependencyFailed):
         jwks(f"{server.origin}/auth/jwks")
+
+
+def test_the_endpoints_a_configuration_names_are_listed_by_what_they_are():
+    configuration = SmartConfiguration(authorization_endpoint="https://a.example/authorize",
+                                       token_endpoint="https://t.example/token", jwks_uri="https://k.example/jwks")
+    assert configuration.endpoints() == {"authorization endpoint": "https://a.example/authorize",
+                                         "token endpoint": "https://t.example/token",
+                                         "JWKS URI": "https://k.example/jwks"}, "no issuer published: none checked"
+    assert SmartConfiguration(authorization_endpoint="https://a.example/authorize", token_endpoint="https://t.example/token",
+                              issuer="https://i.example/").endpoints()["issuer"] == "https://i.example/"
