@@ -82,3 +82,25 @@ def test_the_endpoints_a_configuration_names_are_listed_by_what_they_are():
                                          "JWKS URI": "https://k.example/jwks"}, "no issuer published: none checked"
     assert SmartConfiguration(authorization_endpoint="https://a.example/authorize", token_endpoint="https://t.example/token",
                               issuer="https://i.example/").endpoints()["issuer"] == "https://i.example/"
+
+
+def test_a_forced_refresh_of_the_keys_reads_them_at_most_once_a_minute(server):
+    uri = f"{server.origin}/auth/jwks"
+    jwks(uri, refresh=True)
+    jwks(uri, refresh=True)
+    jwks(uri, refresh=True)
+    assert len(server.asked_for("/auth/jwks")) == 1, "forged kids must not make the connector hammer Cerner"
+
+
+def test_each_issuer_has_its_own_openid_configuration(server):
+    server.answer("/other/.well-known/openid-configuration",
+                  body={"issuer": f"{server.origin}/other/", "jwks_uri": f"{server.origin}/other/jwks"})
+    assert openid_configuration(server.issuer).jwks_uri == f"{server.origin}/auth/jwks"
+    assert openid_configuration(f"{server.origin}/other/").jwks_uri == f"{server.origin}/other/jwks", \
+        "another issuer's keys are never used for this one"
+
+
+def test_an_unreadable_openid_configuration_says_so(server):
+    server.answer("/auth/.well-known/openid-configuration", 500, {})
+    with pytest.raises(DependencyFailed, match="^The sign-in service's OpenID configuration could not be read.$"):
+        openid_configuration(server.issuer)
