@@ -80,11 +80,12 @@ def test_rows_are_found_by_day_range_and_kind_after_merges(ledger, endpoint):
 
 
 def test_only_rows_of_appointments_that_ended_before_the_cutoff_are_purged(ledger, endpoint):
-    for row, end in (("over", DAY - timedelta(hours=1)), ("running", DAY + timedelta(hours=1))):
+    for row, end in (("over", DAY - timedelta(hours=1)), ("long_over", DAY - timedelta(hours=5)),
+                     ("running", DAY + timedelta(hours=1))):
         ledger.create("emea", day_partition(endpoint, DAY), row, fields(appointment_end=end))
     neighbour = uuid.uuid4().hex[:16]
     ledger.create("emea", day_partition(neighbour, DAY), "over", fields(appointment_end=DAY - timedelta(hours=1)))
-    assert ledger.purge_before("emea", endpoint, DAY) == 1
+    assert ledger.purge_before("emea", endpoint, DAY) == 2
     assert ledger.get("emea", day_partition(endpoint, DAY), "over") is None
     assert ledger.get("emea", day_partition(endpoint, DAY), "running") is not None
     assert ledger.get("emea", day_partition(neighbour, DAY), "over") is not None, "only this endpoint's rows"
