@@ -105,5 +105,5 @@ def test_each_issuer_has_its_own_openid_configuration(server):
 def test_an_unreadable_openid_configuration_says_so(server):
     server.answer("/auth/.well-known/openid-configuration", 500, {})
     message = "The sign-in service's OpenID configuration could not be read."
-    with pytest.raises(DependencyFailed, match=re.escape(message)):
+    with pytest.raises(DependencyFailed, match=f"^{re.escape(message)}$"):
         openid_configuration(server.issuer)
