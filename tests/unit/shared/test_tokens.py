@@ -198,3 +198,25 @@ def test_keyed_hash_is_hmac_sha256_of_the_parts_joined_by_bars():
     expected = hmac.new(base64.b64decode(HASH), b"sms|ep|4817517|confirmation", hashlib.sha256).hexdigest()[:32]
     assert sealer().keyed_hash("sms", "ep", "4817517", "confirmation") == expected
     assert sealer().keyed_hash("a", "1") != sealer().keyed_hash("a", "2")
+
+
+def test_cookies_over_https_are_secure_http_only_and_host_bound_where_their_path_allows(monkeypatch):
+    from shared.runtime import reset_process_state
+    from shared.tokens import CookieSpec, clear_cookie_header, cookie_header
+
+    whole_app, launch_only = CookieSpec("session", 570), CookieSpec("launch", 600, "/api/launch")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://connector.example")
+    reset_process_state()
+    try:
+        assert cookie_header(whole_app, "v") == "__Host-session=v; Path=/; Max-Age=570; HttpOnly; SameSite=Lax; Secure"
+        assert cookie_header(launch_only, "v") == \
+            "__Secure-launch=v; Path=/api/launch; Max-Age=600; HttpOnly; SameSite=Lax; Secure"
+        assert clear_cookie_header(launch_only) == \
+            "__Secure-launch=; Path=/api/launch; Max-Age=0; HttpOnly; SameSite=Lax; Secure", "emptied and expired"
+        monkeypatch.setenv("PUBLIC_BASE_URL", "http://127.0.0.1:7071")
+        reset_process_state()
+        assert cookie_header(whole_app, "v") == "session=v; Path=/api; Max-Age=570; HttpOnly; SameSite=Lax", \
+            "a developer's loopback over http: no prefix the browser would refuse"
+    finally:
+        monkeypatch.undo()
+        reset_process_state()

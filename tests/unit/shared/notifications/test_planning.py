@@ -186,6 +186,14 @@ def test_rows_made_before_a_hash_key_rotation_still_count_so_nothing_is_sent_twi
     assert kinds(later) == []
 
 
+def test_rows_of_a_visit_that_kept_its_end_or_ends_earlier_are_left_alone():
+    start = NOW + timedelta(hours=1)
+    confirmed = row(Slot("confirmation", start))
+    unknown_end = replace(row(Slot("reminder", start, offset=15)), appointment_end=None)
+    assert plan(appointment(start), [confirmed, unknown_end]).stale_ends == []
+    assert plan(appointment(start - timedelta(minutes=30), version="2"), [confirmed]).stale_ends == []
+
+
 # --- reading ledger rows and endpoint settings ---------------------------------------------------------------------
 
 
@@ -197,7 +205,7 @@ def test_a_ledger_entity_is_read_field_by_field_with_its_etag():
         "start_at": NOW + timedelta(hours=2), "due_at": NOW + timedelta(hours=1, minutes=45),
         "claimed_at": NOW - timedelta(minutes=3), "first_sent": NOW - timedelta(minutes=2),
         "attempt_at": NOW - timedelta(minutes=1), "appointment_end": NOW + timedelta(hours=2, minutes=30),
-        "generation": 2, "attempts": 3,
+        "generation": 2, "attempts": 3, "channel": "email",
     })
     entity._metadata = {"etag": 'W/"datetime\'2026-06-10T15%3A00%3A00Z\'"'}
     parsed = LedgerRow.from_entity(entity)
@@ -205,7 +213,7 @@ def test_a_ledger_entity_is_read_field_by_field_with_its_etag():
         partition="ep-20260610", row="r1", kind="reminder", status="retry", start_at=NOW + timedelta(hours=2),
         due_at=NOW + timedelta(hours=1, minutes=45), claimed_at=NOW - timedelta(minutes=3),
         first_sent=NOW - timedelta(minutes=2), attempt_at=NOW - timedelta(minutes=1),
-        appointment_end=NOW + timedelta(hours=2, minutes=30), generation=2, attempts=3,
+        appointment_end=NOW + timedelta(hours=2, minutes=30), generation=2, attempts=3, channel="email",
         etag='W/"datetime\'2026-06-10T15%3A00%3A00Z\'"',
     )
 
@@ -213,7 +221,7 @@ def test_a_ledger_entity_is_read_field_by_field_with_its_etag():
 def test_a_sparse_ledger_entity_reads_as_empty_defaults():
     parsed = LedgerRow.from_entity({"PartitionKey": "p", "RowKey": "r"})
     assert parsed == LedgerRow(partition="p", row="r", kind="", status="")
-    assert (parsed.generation, parsed.attempts, parsed.etag) == (0, 0, "")
+    assert (parsed.generation, parsed.attempts, parsed.etag, parsed.channel) == (0, 0, "", "sms")
 
 
 def test_the_policy_is_read_from_the_endpoints_settings():
@@ -238,3 +246,154 @@ def test_a_claim_is_in_flight_for_less_than_the_lease_and_retryable_from_then_on
     claim = row(Slot("confirmation", NOW + timedelta(hours=3)), status="sending", attempt_at=NOW)
     assert claim.in_flight(NOW + LEASE - timedelta(seconds=1)) and not claim.retryable(NOW)
     assert not claim.in_flight(NOW + LEASE) and claim.retryable(NOW + LEASE)
+
+
+# --- retries of rows left unsent, and the edges of each rule --------------------------------------------------------
+
+
+def closes(result: Plan) -> list[tuple[str, str]]:
+    return [(status, why) for _, status, why in result.closes]
+
+
+def test_nothing_is_sent_or_retried_for_a_visit_starting_this_very_minute():
+    throttled = row(Slot("confirmation", NOW), status="retry")
+    result = plan(appointment(NOW), [throttled])
+    assert kinds(result) == [] and closes(result) == [("skipped", "no_longer_due")]
+    assert kinds(plan(appointment(NOW), [])) == [], "no confirmation of a visit that is starting"
+
+
+def test_each_new_message_announces_the_visits_start():
+    start = NOW + timedelta(hours=3)
+    assert [s.slot.start for s in plan(appointment(start), []).sends] == [start]
+    told = [row(Slot("confirmation", start))]
+    assert [s.slot.start for s in plan(appointment(start, status="cancelled"), told).sends] == [start]
+
+
+def test_a_crashed_confirmation_repeats_its_first_text_and_a_fresh_one_tells_the_new_time():
+    first, moved = NOW + timedelta(hours=3), NOW + timedelta(hours=5)
+    crashed = row(Slot("confirmation", first), status="sending", claimed=NOW - timedelta(minutes=3))
+    [retry] = plan(appointment(moved, version="2"), [crashed]).sends
+    assert (retry.new_generation, retry.slot.start) == (False, first), "the same id must carry the same text"
+    throttled = row(Slot("confirmation", first), status="retry", claimed=NOW - timedelta(minutes=3))
+    [fresh] = plan(appointment(moved, version="2"), [throttled]).sends
+    assert (fresh.new_generation, fresh.slot.start) == (True, moved), "a new text tells the time as it is now"
+
+
+def test_an_unknown_outcome_keeps_its_id_for_less_than_the_repeatability_window():
+    from shared.notifications.planning import REPEATABILITY_WINDOW
+
+    start = NOW + timedelta(hours=3)
+    almost = NOW - REPEATABILITY_WINDOW + timedelta(seconds=1)
+    inside = row(Slot("confirmation", start), status="unsure", claimed=almost)
+    assert plan(appointment(start), [inside]).sends[0].new_generation is False
+    expired = row(Slot("confirmation", start), status="unsure", claimed=NOW - REPEATABILITY_WINDOW)
+    assert plan(appointment(start), [expired]).sends[0].new_generation is True, "ACS may have forgotten the id"
+
+
+def test_a_message_gets_five_generations_before_it_is_given_up():
+    start = NOW + timedelta(hours=3)
+    fourth = row(Slot("confirmation", start), status="retry", generation=3)
+    result = plan(appointment(start), [fourth])
+    assert [s.slot for s in result.sends] == [Slot("confirmation", start)] and result.closes == []
+
+
+def test_quiet_hours_hold_each_fresh_retry_but_not_one_that_finishes_an_accepted_send():
+    quiet = replace(POLICY, quiet=QuietHours.parse("21:00-08:00"))
+    night = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)  # 05:00 in Chicago, while it is day in UTC
+    start = datetime(2026, 6, 10, 16, 0, tzinfo=UTC)
+    confirmation = row(Slot("confirmation", start), status="retry", claimed=night - timedelta(hours=1))
+    reminder = row(Slot("reminder", start, offset=1440), status="retry", claimed=night - timedelta(hours=1))
+    held = plan(appointment(start), [confirmation, reminder], now=night, policy=quiet)
+    assert kinds(held) == [] and held.deferred == 2 and held.closes == []
+    crashed = row(Slot("confirmation", start), status="sending", claimed=night - timedelta(minutes=3))
+    assert kinds(plan(appointment(start), [crashed], now=night, policy=quiet)) == ["confirmation"]
+    fresh = plan(appointment(start), [], now=night, policy=quiet)
+    assert kinds(fresh) == [] and fresh.deferred == 1, "the endpoint's night, not UTC's"
+
+
+def test_a_throttled_reminder_is_retried_while_it_is_the_current_one_and_closed_after():
+    start = NOW + timedelta(hours=5)
+    day_before = row(Slot("reminder", start, offset=1440), status="retry", claimed=start - timedelta(hours=24))
+    confirmed = row(Slot("confirmation", start), claimed=start - timedelta(days=3))
+    retry = plan(appointment(start), [confirmed, day_before])
+    assert [(s.slot, s.existing) for s in retry.sends] == [(Slot("reminder", start, offset=1440), day_before)]
+    assert retry.closes == []
+    fifteen = row(Slot("reminder", start, offset=15), status="retry", claimed=start - timedelta(minutes=15))
+    assert [s.slot for s in plan(appointment(start), [confirmed, fifteen], now=start - timedelta(minutes=10)).sends] \
+        == [Slot("reminder", start, offset=15)]
+    late = plan(appointment(start), [confirmed, day_before], now=start - timedelta(minutes=10))
+    assert closes(late) == [("skipped", "no_longer_due")], "the day-before text is never sent 10 minutes before"
+
+
+def test_a_throttled_reminder_for_the_old_time_is_closed_even_when_its_due_time_fits_the_new_one():
+    moved = NOW + timedelta(minutes=10)  # its 15-minute reminder was due five minutes ago
+    old = moved - timedelta(minutes=15) + timedelta(minutes=1440)  # whose day-before reminder was due then too
+    confirmed = row(Slot("confirmation", old), claimed=NOW - timedelta(days=2))
+    stale = row(Slot("reminder", old, offset=1440), status="retry", claimed=NOW - timedelta(minutes=5))
+    result = plan(appointment(moved, version="2"), [confirmed, stale])
+    assert closes(result) == [("skipped", "no_longer_due")]
+    assert kinds(result) == ["reschedule"] and result.sends[0].slot.start == moved
+
+
+def test_a_throttled_reschedule_notice_is_retried_only_while_it_tells_the_current_time():
+    first, second, third = NOW + timedelta(hours=3), NOW + timedelta(hours=5), NOW + timedelta(hours=7)
+    confirmed = row(Slot("confirmation", first), claimed=NOW - timedelta(hours=2))
+    notice = row(Slot("reschedule", second, version="2"), status="retry", claimed=NOW - timedelta(minutes=1))
+    retry = plan(appointment(second, version="2"), [confirmed, notice])
+    assert kinds(retry) == ["reschedule"] and retry.sends[0].existing == notice and retry.sends[0].slot.start == second
+    moved_again = plan(appointment(third, version="3"), [confirmed, notice])
+    assert closes(moved_again) == [("skipped", "no_longer_due")]
+    assert [(s.slot.kind, s.slot.start) for s in moved_again.sends] == [("reschedule", third)]
+    cancelled = plan(appointment(second, status="cancelled", version="3"), [confirmed, notice])
+    assert closes(cancelled) == [("skipped", "no_longer_due")] and kinds(cancelled) == ["cancellation"]
+    off = plan(appointment(second, version="2"), [confirmed, notice], policy=replace(POLICY, confirmations_on=False))
+    assert closes(off) == [("skipped", "no_longer_due")]
+
+
+def test_a_throttled_cancellation_is_retried_and_dropped_if_the_visit_is_booked_again():
+    start = NOW + timedelta(hours=3)
+    confirmed = row(Slot("confirmation", start), claimed=NOW - timedelta(hours=2))
+    notice = row(Slot("cancellation", start), status="retry", claimed=NOW - timedelta(minutes=1))
+    retry = plan(appointment(start, status="cancelled"), [confirmed, notice])
+    assert kinds(retry) == ["cancellation"] and retry.sends[0].existing == notice
+    rebooked = plan(appointment(start, version="3"), [confirmed, notice])
+    assert closes(rebooked) == [("skipped", "no_longer_due")] and kinds(rebooked) == []
+    off = plan(appointment(start, status="cancelled"), [confirmed, notice],
+               policy=replace(POLICY, confirmations_on=False))
+    assert closes(off) == [("skipped", "no_longer_due")] and kinds(off) == []
+
+
+def test_moving_back_to_a_time_already_announced_by_a_notice_is_news_again():
+    first, second = NOW + timedelta(hours=3), NOW + timedelta(hours=5)
+    rows = [row(Slot("confirmation", first), claimed=NOW - timedelta(hours=2)),
+            row(Slot("reschedule", second, version="2"), claimed=NOW - timedelta(hours=1)),
+            row(Slot("reschedule", first, version="3"), claimed=NOW - timedelta(minutes=30))]
+    again = plan(appointment(second, version="4"), rows)
+    assert [(s.slot.kind, s.slot.start) for s in again.sends] == [("reschedule", second)]
+
+
+def test_a_notice_that_was_given_up_is_not_planned_again_as_new():
+    first, second = NOW + timedelta(hours=3), NOW + timedelta(hours=5)
+    confirmed = row(Slot("confirmation", first), claimed=NOW - timedelta(hours=2))
+    given_up = row(Slot("reschedule", second, version="2"), status="skipped", claimed=NOW - timedelta(hours=1))
+    assert kinds(plan(appointment(second, version="2"), [confirmed, given_up])) == []
+
+
+def test_a_notice_claimed_right_at_a_reminders_due_time_stands_in_for_it():
+    start = NOW + timedelta(hours=24)
+    confirmed = [row(Slot("confirmation", start), claimed=NOW)]  # the day-before reminder fell due that instant
+    assert kinds(plan(appointment(start), confirmed, now=NOW + timedelta(minutes=1))) == []
+
+
+def test_ledger_times_are_utc_whatever_the_machines_zone(monkeypatch):
+    import time
+
+    from shared.notifications.planning import iso
+
+    monkeypatch.setenv("TZ", "America/Chicago")
+    time.tzset()
+    try:
+        assert iso(datetime(2026, 6, 10, 15, 5, 7, tzinfo=UTC)) == "2026-06-10T15:05:07Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -117,3 +117,16 @@ def test_a_refused_system_account_is_a_dependency_failure_naming_the_account(ser
     server.answer(TOKEN, status, {"error": "invalid_client"})
     with pytest.raises(DependencyFailed, match="system account"):
         system_token(server.fhir_base)
+
+
+def test_each_fhir_server_gets_its_own_token_and_never_another_servers(server, system_account):
+    use(system_account, SMART_SYSTEM_SECRET="s")
+    other_base = f"{server.origin}/r4/other-tenant"
+    server.answer("/r4/other-tenant/.well-known/smart-configuration", body={
+        "authorization_endpoint": f"{server.origin}/other-auth/authorize",
+        "token_endpoint": f"{server.origin}/other-auth/token"})
+    server.answer("/other-auth/token", body={"access_token": "at-other", "expires_in": 570})
+    assert system_token(server.fhir_base) == "at-1"
+    assert system_token(other_base) == "at-other", "a token cached for one FHIR server is not sent to another"
+    assert system_token(server.fhir_base) == "at-1"
+    assert (len(server.asked_for(TOKEN)), len(server.asked_for("/other-auth/token"))) == (1, 1)

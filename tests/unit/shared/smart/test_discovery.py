@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from shared.errors import DependencyFailed
-from shared.smart.discovery import clear_caches, jwks, openid_configuration, smart_configuration
+from shared.smart.discovery import SmartConfiguration, clear_caches, jwks, openid_configuration, smart_configuration
 
 SMART = "/r4/tenant/.well-known/smart-configuration"
 
@@ -72,3 +74,36 @@ def test_unreadable_keys_are_a_dependency_failure(server, status, body):
     server.answer("/auth/jwks", status, body)
     with pytest.raises(DependencyFailed):
         jwks(f"{server.origin}/auth/jwks")
+
+
+def test_the_endpoints_a_configuration_names_are_listed_by_what_they_are():
+    configuration = SmartConfiguration(authorization_endpoint="https://a.example/authorize",
+                                       token_endpoint="https://t.example/token", jwks_uri="https://k.example/jwks")
+    assert configuration.endpoints() == {"authorization endpoint": "https://a.example/authorize",
+                                         "token endpoint": "https://t.example/token",
+                                         "JWKS URI": "https://k.example/jwks"}, "no issuer published: none checked"
+    assert SmartConfiguration(authorization_endpoint="https://a.example/authorize", token_endpoint="https://t.example/token",
+                              issuer="https://i.example/").endpoints()["issuer"] == "https://i.example/"
+
+
+def test_a_forced_refresh_of_the_keys_reads_them_at_most_once_a_minute(server):
+    uri = f"{server.origin}/auth/jwks"
+    jwks(uri, refresh=True)
+    jwks(uri, refresh=True)
+    jwks(uri, refresh=True)
+    assert len(server.asked_for("/auth/jwks")) == 1, "forged kids must not make the connector hammer Cerner"
+
+
+def test_each_issuer_has_its_own_openid_configuration(server):
+    server.answer("/other/.well-known/openid-configuration",
+                  body={"issuer": f"{server.origin}/other/", "jwks_uri": f"{server.origin}/other/jwks"})
+    assert openid_configuration(server.issuer).jwks_uri == f"{server.origin}/auth/jwks"
+    assert openid_configuration(f"{server.origin}/other/").jwks_uri == f"{server.origin}/other/jwks", \
+        "another issuer's keys are never used for this one"
+
+
+def test_an_unreadable_openid_configuration_says_so(server):
+    server.answer("/auth/.well-known/openid-configuration", 500, {})
+    message = "The sign-in service's OpenID configuration could not be read."
+    with pytest.raises(DependencyFailed, match=f"^{re.escape(message)}$"):
+        openid_configuration(server.issuer)

@@ -9,10 +9,12 @@ import pytest
 from shared.errors import DependencyFailed
 from shared.smart.discovery import SmartConfiguration, smart_configuration
 from shared.smart.ehr_launch import (
+    RELAUNCH,
     V1_SCOPES,
     V2_SCOPES,
     LaunchRefused,
     LaunchTokens,
+    NotAProvider,
     authorize_url,
     ehr_user_id,
     exchange_code,
@@ -164,3 +166,49 @@ def test_the_ehr_user_is_fhir_user_made_absolute_else_sub(claims, expected):
 def test_without_fhir_user_or_sub_nobody_launched():
     with pytest.raises(IdTokenInvalid):
         ehr_user_id({"fhirUser": "", "sub": ""}, ISS)
+
+
+@pytest.mark.parametrize(("token", "message"), [
+    ("", "Cerner did not say who launched the app."),
+    ("garbage", "The sign-in answer was malformed."),
+])
+def test_a_refused_identity_tells_the_provider_what_happened_and_to_launch_again(server, token, message):
+    with pytest.raises(IdTokenInvalid) as refused:
+        verify_identity(smart_configuration(server.fhir_base), token, CLIENT_ID, None)
+    assert (refused.value.message, refused.value.next_step) == (message, RELAUNCH)
+
+
+def test_a_token_from_an_unexpected_issuer_tells_the_provider_to_launch_again(server):
+    with pytest.raises(IdTokenInvalid) as refused:
+        verify_identity(smart_configuration(server.fhir_base), server.sign(iss=f"{server.origin}/other/"), CLIENT_ID,
+                        None)
+    assert (refused.value.message, refused.value.next_step) == (
+        "The sign-in answer came from an unexpected issuer.", RELAUNCH)
+
+
+@pytest.mark.parametrize(("fhir_user", "persona"), [
+    ("Patient/12724066", "Patient"),
+    ("https://fhir.example/r4/tenant/RelatedPerson/5", "RelatedPerson"),
+    ("Practitioner", "someone else"),
+    ("Device2/1", "someone else"),
+    ("x/" + "P" * 40 + "/1", "P" * 32),
+])
+def test_a_launch_as_someone_other_than_a_practitioner_names_who_and_what_to_do(fhir_user, persona):
+    with pytest.raises(NotAProvider) as refused:
+        ehr_user_id({"fhirUser": fhir_user, "sub": "s"}, ISS)
+    assert refused.value.message == (
+        f"Cerner says this launch was made as {persona}, not as a provider (Practitioner). Teams virtual "
+        "appointments start from PowerChart, signed in as a provider.")
+    assert refused.value.next_step == "Sign in to PowerChart with your provider account and click Teams again."
+
+
+def test_nobody_launched_tells_the_provider_to_launch_again():
+    with pytest.raises(IdTokenInvalid) as refused:
+        ehr_user_id({"fhirUser": "", "sub": ""}, ISS)
+    assert (refused.value.message, refused.value.next_step) == ("Cerner did not say who launched the app.", RELAUNCH)
+
+
+def test_only_an_appointment_reference_in_the_launch_context_names_the_appointment():
+    tokens = LaunchTokens(access_token="a", fhirContext=[{"type": "Patient"}, {"reference": "Appointment/4822401"}])
+    assert tokens.appointment_id() == "4822401"
+    assert LaunchTokens(access_token="a", fhirContext=[{"reference": None}]).appointment_id() is None

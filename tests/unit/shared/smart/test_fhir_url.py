@@ -46,3 +46,8 @@ def test_the_path_keeps_its_case():
 def test_text_that_is_no_url_is_refused(text):
     with pytest.raises(NotAUrl):
         canonical_base_url(text)
+
+
+def test_text_that_is_no_url_is_never_the_same_base_url():
+    assert not same_base_url("not a url", "not a url")
+    assert not same_base_url(CANONICAL, "https://")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 
-from shared.smart.pkce import challenge, new_state, new_verifier
+from shared.smart.pkce import challenge, new_nonce, new_state, new_verifier
 
 URL_SAFE = set(string.ascii_letters + string.digits + "-_")
 
@@ -23,3 +23,9 @@ def test_state_has_at_least_128_bits_and_never_repeats():
     states = {new_state() for _ in range(200)}
     assert len(states) == 200
     assert all(len(s) >= 22 and set(s) <= URL_SAFE for s in states)
+
+
+def test_nonces_have_256_bits_and_never_repeat():
+    nonces = {new_nonce() for _ in range(200)}
+    assert len(nonces) == 200
+    assert all(len(n) == 43 and set(n) <= URL_SAFE for n in nonces)

@@ -80,7 +80,7 @@ def test_a_batch_of_merges_is_written_whole_or_not_at_all(ledger, endpoint):
 
 
 def test_rows_are_found_by_day_range_and_kind_after_merges(ledger, endpoint):
-    for offset, row in ((0, "today"), (1, "tomorrow"), (3, "later")):
+    for offset, row in ((-1, "yesterday"), (0, "today"), (1, "tomorrow"), (3, "later")):
         ledger.create("americas", day_partition(endpoint, DAY + timedelta(days=offset)), row, fields())
     ledger.merge("americas", day_partition(endpoint, DAY), "today", {"status": "sent"})
     ledger.create("americas", day_partition(endpoint, DAY), "optout", {"status": "x"}, kind="optout")
@@ -93,15 +93,49 @@ def test_rows_are_found_by_day_range_and_kind_after_merges(ledger, endpoint):
 
 
 def test_only_rows_of_appointments_that_ended_before_the_cutoff_are_purged(ledger, endpoint):
-    for row, end in (("over", DAY - timedelta(hours=1)), ("running", DAY + timedelta(hours=1))):
+    for row, end in (("over", DAY - timedelta(hours=1)), ("long_over", DAY - timedelta(hours=5)),
+                     ("running", DAY + timedelta(hours=1))):
         ledger.create("emea", day_partition(endpoint, DAY), row, fields(appointment_end=end))
     neighbour = uuid.uuid4().hex[:16]
     ledger.create("emea", day_partition(neighbour, DAY), "over", fields(appointment_end=DAY - timedelta(hours=1)))
-    assert ledger.purge_before("emea", endpoint, DAY) == 1
+    assert ledger.purge_before("emea", endpoint, DAY) == 2
     assert ledger.get("emea", day_partition(endpoint, DAY), "over") is None
     assert ledger.get("emea", day_partition(endpoint, DAY), "running") is not None
     assert ledger.get("emea", day_partition(neighbour, DAY), "over") is not None, "only this endpoint's rows"
     assert ledger.purge_before("emea", endpoint, DAY) == 0
+
+
+def test_a_row_purged_by_an_overlapping_run_first_breaks_nothing(azurite_settings, ledger, endpoint):
+    class OverlappingRun(TableAccounts):
+        """Another run deletes the first row this one found, between its query and its delete."""
+
+        def table(self, name, region):
+            table = super().table(name, region)
+            query = table.query_entities
+
+            def query_then_lose_the_first(*args, **kwargs):
+                rows = list(query(*args, **kwargs))
+                ledger.accounts.table(name, region).delete_entity(rows[0]["PartitionKey"], rows[0]["RowKey"])
+                return rows
+
+            table.query_entities = query_then_lose_the_first
+            return table
+
+    for row in ("first", "second"):
+        ledger.create("apac", day_partition(endpoint, DAY), row, fields(appointment_end=DAY - timedelta(hours=1)))
+    LedgerRepository(OverlappingRun(azurite_settings)).purge_before("apac", endpoint, DAY)
+    assert ledger.rows_between("apac", endpoint, DAY, DAY) == []
+
+
+def test_a_delivery_report_finds_its_row_by_message_id_in_whichever_region_holds_it(ledger, endpoint):
+    message_id = uuid.uuid4().hex
+    partition = day_partition(endpoint, DAY)
+    ledger.create("americas", partition, "other", fields(message_id=uuid.uuid4().hex))
+    ledger.create("emea", partition, "sent", fields(message_id=message_id))
+    region, row = ledger.by_message_id(("americas", "emea"), message_id)
+    assert (region, row["PartitionKey"], row["RowKey"]) == ("emea", partition, "sent")
+    assert ledger.by_message_id(("americas",), message_id) is None, "only the regions asked"
+    assert ledger.by_message_id(("americas", "emea", "apac"), uuid.uuid4().hex) is None
 
 
 def test_the_day_partition_is_the_utc_day_whatever_the_machines_zone(monkeypatch):
