@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from urllib.parse import unquote, urlsplit
 
@@ -69,6 +70,7 @@ class CountingProxy:
     def __init__(self, target: str) -> None:
         self.target = target.rstrip("/")
         self.counts: Counter[str] = Counter()
+        self.seconds = 0.0  # time spent waiting on Azurite (this proxy's own hop included), all requests
         self._client = None
 
     async def __call__(self, scope, receive, send) -> None:
@@ -88,7 +90,9 @@ class CountingProxy:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=30)
         headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k.lower() not in HOP_HEADERS]
+        started = time.perf_counter()
         response = await self._client.request(scope["method"], url, headers=headers, content=body)
+        self.seconds += time.perf_counter() - started
         await send({"type": "http.response.start", "status": response.status_code,
                     "headers": [(k.encode(), v.encode()) for k, v in response.headers.items()
                                 if k.lower() not in HOP_HEADERS]})

@@ -168,6 +168,10 @@ param licenseEnforceInTest bool = false
 @minValue(1)
 param httpTimeoutSeconds int = 10
 
+@description('Seconds an instance reuses the endpoint and organization rows of launches and patient links.')
+@minValue(0)
+param configCacheSeconds int = 30
+
 @description('Hosts the connector talks to for an EHR (a leading dot: any host under that domain).')
 param trustedEhrHosts string = '.cerner.com'
 
@@ -464,6 +468,7 @@ module functionApp 'modules/function-app.bicep' = {
     licenseSkuPartNumbers: licenseSkuPartNumbers
     licenseEnforceInTest: licenseEnforceInTest
     httpTimeoutSeconds: httpTimeoutSeconds
+    configCacheSeconds: configCacheSeconds
     trustedEhrHosts: trustedEhrHosts
     joinWindowMinutes: joinWindowMinutes
     linkGraceHours: linkGraceHours

@@ -136,6 +136,8 @@ class World:
             # The Oracle stand-in is "localhost"; 127.0.0.1 (the same server) plays an untrusted other host.
             "TRUSTED_EHR_HOSTS": "localhost",
             "HTTP_TIMEOUT_SECONDS": "5",
+            # Tests change configuration rows straight in the table, from another process than the host's.
+            "CONFIG_CACHE_SECONDS": "0",
             "SMS_SCHEDULE": "0 */5 * * * *",
         }
 

@@ -126,7 +126,7 @@ def _join(token: str, accept_language: str, now: datetime) -> JoinOutcome:
     except TokenInvalid:
         return patient_page("invalid", language)
     accounts = default_accounts()
-    config = ConfigRepository(accounts)
+    config = ConfigRepository(accounts, reuse_recent_reads=True)
     found = config.find_by_id(endpoint_id)
     if found is None:
         return patient_page("invalid", language)

@@ -104,7 +104,7 @@ class ProviderLaunch:
 
     def __init__(self) -> None:
         accounts = default_accounts()
-        self.config = ConfigRepository(accounts)
+        self.config = ConfigRepository(accounts, reuse_recent_reads=True)
         self.ehr_users = EhrUserRepository(accounts)
         self.settings = get_settings()
 

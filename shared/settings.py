@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     license_enforce_in_test: bool = Field(False, description="Also require the licence for test environments.")
 
     http_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of every outbound HTTP call.")
+    config_cache_seconds: int = Field(
+        30, ge=0, description="How long an instance reuses the FHIR endpoint and organization rows that launches, "
+        "visit pages and patient links read (0: read each time); a portal save clears them on its own instance.",
+    )
     allow_private_fhir_hosts: bool = Field(
         False, description="Accept loopback/private FHIR hosts (local sandbox only)."
     )

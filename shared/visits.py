@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,13 +80,18 @@ def provider_page(visit_ref: str, session_cookie: str | None) -> Page:
     if appointment.cancelled:
         raise Gone("This appointment was cancelled in Cerner.",
                    next_step="Check the schedule in PowerChart; nothing was sent to the patient.")
-    meeting = ensure_meeting(GraphClient(visit["tenant"]), endpoint, appointment, context.session["oid"])
-    UsageRepository(context.accounts).record(
-        context.region, endpoint.id, visit_keys(endpoint.id, appointment.id), appointment.start or datetime.now(UTC),
-        {"provider_joined_at": datetime.now(UTC), "meeting_id": meeting.id, "scheduled_end": appointment.end,
-         "department": appointment.location_ids[0] if appointment.location_ids else ""},
-        keep_first=("provider_joined_at",),
-    )
+    usage, keys = UsageRepository(context.accounts), visit_keys(endpoint.id, appointment.id)
+    scheduled_start, opened_at = appointment.start or datetime.now(UTC), datetime.now(UTC)
+    # The visit's usage row is read while Graph answers: the two do not depend on each other.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-read") as pool:
+        found = pool.submit(usage.find, context.region, endpoint.id, keys, scheduled_start)
+        meeting = ensure_meeting(GraphClient(visit["tenant"]), endpoint, appointment, context.session["oid"])
+        usage.record(
+            context.region, endpoint.id, keys, scheduled_start,
+            {"provider_joined_at": opened_at, "meeting_id": meeting.id, "scheduled_end": appointment.end,
+             "department": appointment.location_ids[0] if appointment.location_ids else ""},
+            keep_first=("provider_joined_at",), found=found.result(),
+        )
     zone = ZoneInfo(endpoint.time_zone)
     nonce = secrets.token_urlsafe(16)
     html = render(
@@ -134,7 +140,7 @@ def endpoint_of(config: ConfigRepository, tenant_id: str, endpoint_id: str) -> F
 def visit_context(visit_ref: str, session_cookie: str | None) -> VisitContext:
     visit, session = open_visit(visit_ref, session_cookie)
     accounts = default_accounts()
-    config = ConfigRepository(accounts)
+    config = ConfigRepository(accounts, reuse_recent_reads=True)
     endpoint = endpoint_of(config, visit["tenant"], visit["endpoint"])
     return VisitContext(visit, session, accounts, config, endpoint, config.region(visit["tenant"]))
 
@@ -273,7 +279,7 @@ def patient_status(status_ref: str, session_cookie: str | None, now: datetime | 
     now = now or datetime.now(UTC)
     visit, _session = open_visit(status_ref, session_cookie, purpose="visit-status")
     accounts = default_accounts()
-    config = ConfigRepository(accounts)
+    config = ConfigRepository(accounts, reuse_recent_reads=True)
     endpoint = endpoint_of(config, visit["tenant"], visit["endpoint"])
     region = config.region(visit["tenant"])
     start = datetime.fromisoformat(visit["start"])

@@ -80,6 +80,7 @@ param smsLookaheadHours int
 param licenseSkuPartNumbers string
 param licenseEnforceInTest bool
 param httpTimeoutSeconds int
+param configCacheSeconds int
 param trustedEhrHosts string
 param joinWindowMinutes int
 param linkGraceHours int
@@ -151,6 +152,7 @@ var appSettings = {
   LICENSE_ENFORCE_IN_TEST: licenseEnforceInTest ? 'true' : 'false'
 
   HTTP_TIMEOUT_SECONDS: string(httpTimeoutSeconds)
+  CONFIG_CACHE_SECONDS: string(configCacheSeconds)
   TRUSTED_EHR_HOSTS: trustedEhrHosts
   JOIN_WINDOW_MINUTES: string(joinWindowMinutes)
   LINK_GRACE_HOURS: string(linkGraceHours)

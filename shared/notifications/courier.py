@@ -35,7 +35,7 @@ from shared.join import link_for
 from shared.notifications.optouts import OPTED_OUT, OptOutStore, email_key, email_scope
 from shared.notifications.planning import KIND_ORDER, Send, Slot
 from shared.notifications.report import RunReport
-from shared.notifications.throttle import TokenBucket
+from shared.notifications.throttle import Pace
 from shared.notifications.unsubscribe import unsubscribe_url
 from shared.settings import Region
 from shared.sms.acs import SendOutcome, SmsThrottled, send_sms
@@ -179,21 +179,25 @@ class Courier:
             for (region, partition), batch in pending.items():
                 self._write_batch(region, partition, batch)
 
-    def deliver(self, outbound: Outbound, bucket: TokenBucket | None = None) -> str:
+    def deliver(self, outbound: Outbound, pace: Pace | None = None) -> str:
         """Claim, send and record one message; returns the status it ended in ('in_flight' if not ours)."""
-        claim = self._claim(outbound)
-        if claim is None:
-            self.report.add("in_flight")
-            return "in_flight"
-        etag, generation, first_sent = claim
+        pace = pace or Pace()
         try:
-            text = render(outbound)
-        except ValueError:  # an appointment id that cannot be sealed into a link
-            outcome = Outcome("skipped", detail="no_link")
-        else:
-            outcome = self._attempt(outbound, text, repeatability_id(outbound.tag, generation), first_sent)
-        if outcome.retry_after and bucket is not None:
-            bucket.pause(outcome.retry_after)
+            claim = self._claim(outbound)
+            if claim is None:
+                self.report.add("in_flight")
+                return "in_flight"
+            etag, generation, first_sent = claim
+            try:
+                text = render(outbound)
+            except ValueError:  # an appointment id that cannot be sealed into a link
+                outcome = Outcome("skipped", detail="no_link")
+            else:
+                outcome = self._attempt(outbound, text, repeatability_id(outbound.tag, generation), first_sent, pace)
+        finally:
+            pace.close()
+        if outcome.retry_after:
+            pace.pause(outcome.retry_after)
         self._record(outbound, etag, outcome)
         return outcome.status
 
@@ -242,13 +246,19 @@ class Courier:
 
     # sending -------------------------------------------------------------------------------------------------
 
-    def _attempt(self, outbound: Outbound, text: str | EmailContent, request_id: str, first_sent: datetime) -> Outcome:
+    def _attempt(self, outbound: Outbound, text: str | EmailContent, request_id: str, first_sent: datetime,
+                 pace: Pace) -> Outcome:
         """Send, retrying transient failures a little with the same id, first-sent and text."""
         outcome = Outcome("unsure")
         for delay in (0.0, *self._backoff):
             if delay:
                 self._sleep(delay)
-            outcome = self._send_once(outbound, text, request_id, first_sent)
+            if not pace.ready():  # ACS counts every request, retries too; none left in this run: the next sends it
+                return outcome if delay else Outcome("retry", detail="out_of_time")
+            try:
+                outcome = self._send_once(outbound, text, request_id, first_sent)
+            finally:
+                pace.answered()
             if not outcome.transient:
                 return outcome
         return outcome

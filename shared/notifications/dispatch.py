@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from shared.notifications.courier import Courier, Outbound
 from shared.notifications.report import RunReport
-from shared.notifications.throttle import TokenBucket, bucket_for
+from shared.notifications.throttle import Pace, TokenBucket, bucket_for
 
 logger = logging.getLogger("connector.notifications")
 
@@ -33,7 +33,8 @@ class Dispatcher:
         self.courier, self.report, self.per_minute, self.deadline = courier, report, per_minute, deadline
         self.workers, self.buckets, self.monotonic = workers, buckets, monotonic
         self.rate_for = rate_for or (lambda _sender: per_minute)  # the email sender has its own limit
-        # A free worker is taken before a token, so tokens are spent when sends start, not when they queue.
+        # A free worker, then a reserved token: a send is queued only when it can start; its token is taken
+        # after its claim, right before the request (what ACS counts), so a slow claim cannot push it late.
         self._slots = threading.BoundedSemaphore(workers)
 
     def run(self, outbounds: list[Outbound]) -> None:
@@ -56,20 +57,20 @@ class Dispatcher:
             if not self._slots.acquire(timeout=max(0.0, self.deadline - self.monotonic())):
                 self._carry_over(queue[index:])
                 return
-            if not bucket.acquire(self.deadline):
+            if not bucket.reserve(self.deadline):
                 self._slots.release()
                 self._carry_over(queue[index:])
                 return
-            pool.submit(self._deliver, outbound, bucket)
+            pool.submit(self._deliver, outbound, Pace(bucket, self.deadline, reserved=True))
 
     def _carry_over(self, left: list[Outbound]) -> None:
         """Messages this run has no time for: the next run sends them (counted per endpoint)."""
         for outbound in left:
             self.report.add("carried_over", endpoint=outbound.endpoint.id)
 
-    def _deliver(self, outbound: Outbound, bucket: TokenBucket) -> None:
+    def _deliver(self, outbound: Outbound, pace: Pace) -> None:
         try:
-            self.courier.deliver(outbound, bucket)
+            self.courier.deliver(outbound, pace)
         except Exception as error:  # storage down mid-send: the row stays claimed and is retried after its lease
             self.report.add("failed", endpoint=outbound.endpoint.id)
             self.report.record_error(outbound.endpoint.id, type(error).__name__)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from azure.core.exceptions import ResourceExistsError
 from pydantic import BaseModel, Field
 
+from shared.cache import TtlCache
 from shared.errors import Conflict
 from shared.settings import Region, get_settings
 from shared.smart.fhir_url import NotAUrl, canonical_base_url
@@ -24,6 +25,11 @@ Channel = Literal["sms", "email", "both", "email_if_no_mobile"]
 # An index row whose endpoint row never followed (the writer died in between) may be claimed after this.
 STALE_CLAIM = timedelta(minutes=2)
 TAKEN = "This FHIR base URL is already registered by another organization."
+
+# Rows launches, visit pages and patient links read on every request, kept for CONFIG_CACHE_SECONDS; only rows
+# that exist (a URL or endpoint not registered is read again each time, so one added in the portal works at once).
+_recent_rows: TtlCache[Any] = TtlCache(
+    0, lifetime=lambda entity: get_settings().config_cache_seconds if entity is not None else 0)
 
 
 def normalize_base_url(url: str) -> str:
@@ -87,11 +93,25 @@ class JoinLinkChoice(BaseModel):
 class ConfigRepository:
     """Configuration in the app's own account, partitioned by Entra tenant id (tenant isolation)."""
 
-    def __init__(self, accounts: TableAccounts):
+    def __init__(self, accounts: TableAccounts, reuse_recent_reads: bool = False):
+        """`reuse_recent_reads`: the endpoint, index and organization rows may be up to CONFIG_CACHE_SECONDS old
+        (request paths; every check on them still runs on each request). The portal always reads afresh."""
         self.table = accounts.table(TABLE)
+        self.reuse_recent_reads = reuse_recent_reads
+
+    def _read(self, partition: str, row: str) -> Any:
+        """A point read, or the same row read less than CONFIG_CACHE_SECONDS ago by this instance."""
+        if not self.reuse_recent_reads or get_settings().config_cache_seconds <= 0:
+            return entities.get(self.table, partition, row)
+        return _recent_rows.get((self.table.url, partition, row), lambda: entities.get(self.table, partition, row))
+
+    @staticmethod
+    def _changed() -> None:
+        """A configuration write: this instance's recent reads are stale (other instances' expire on their own)."""
+        _recent_rows.clear()
 
     def organization(self, tenant_id: str) -> Organization | None:
-        entity = entities.get(self.table, tenant_id, "organization")
+        entity = self._read(tenant_id, "organization")
         return Organization(tenant_id=tenant_id, region=entity["region"]) if entity else None
 
     def region(self, tenant_id: str) -> Region:
@@ -101,6 +121,7 @@ class ConfigRepository:
 
     def choose_region(self, tenant_id: str, region: Region, chosen_by: str) -> Organization:
         """Pin the organization's data region, created only if absent: of two admins at once, one pins it."""
+        self._changed()
         try:
             entities.create(self.table, TABLE, "organization", tenant_id, "organization", {
                 "region": region, "region_chosen_at": datetime.now(UTC), "region_chosen_by": chosen_by,
@@ -120,7 +141,7 @@ class ConfigRepository:
         return sorted((self._endpoint(dict(row)) for row in rows), key=lambda e: (e.environment, e.display_name))
 
     def endpoint(self, tenant_id: str, endpoint_id: str) -> FhirEndpoint | None:
-        entity = entities.get(self.table, tenant_id, f"fhir:{endpoint_id}")
+        entity = self._read(tenant_id, f"fhir:{endpoint_id}")
         return self._endpoint(entity) if entity else None
 
     def add_endpoint(self, tenant_id: str, endpoint: FhirEndpoint, updated_by: str) -> FhirEndpoint:
@@ -142,10 +163,12 @@ class ConfigRepository:
         fields["base_url"] = normalize_base_url(endpoint.base_url)
         fields.update(updated_at=datetime.now(UTC), updated_by=updated_by)
         entities.upsert(self.table, TABLE, "fhir_endpoint", tenant_id, f"fhir:{endpoint.id}", fields)
+        self._changed()
 
     def _claim(self, tenant_id: str, endpoint: FhirEndpoint, new: bool) -> bool:
         """Own the URL's index row (create-if-absent, else etag); False when this tenant already holds it."""
         fields = {"tenant_id": tenant_id, "endpoint_id": endpoint.id, "environment": endpoint.environment}
+        self._changed()
         try:
             entities.create(self.table, TABLE, "fhir_index", INDEX_PARTITION, endpoint.id, fields)
             return True
@@ -175,10 +198,12 @@ class ConfigRepository:
         if self.endpoint(tenant_id, endpoint_id) is None:
             return
         entities.delete(self.table, tenant_id, f"fhir:{endpoint_id}")
+        self._changed()
         index = entities.get(self.table, INDEX_PARTITION, endpoint_id)
         if index is not None and index["tenant_id"] == tenant_id:
             entities.delete_if_unchanged(self.table, INDEX_PARTITION, endpoint_id, index.metadata["etag"])
         entities.delete(self.table, tenant_id, f"joinlink:{endpoint_id}")
+        self._changed()
 
     def join_link_choice(self, tenant_id: str, endpoint_id: str) -> JoinLinkChoice | None:
         entity = entities.get(self.table, tenant_id, f"joinlink:{endpoint_id}")
@@ -201,7 +226,7 @@ class ConfigRepository:
 
     def find_by_id(self, endpoint_id: str) -> tuple[str, FhirEndpoint] | None:
         """The tenant and endpoint of an endpoint id (from a patient link)."""
-        index = entities.get(self.table, INDEX_PARTITION, endpoint_id)
+        index = self._read(INDEX_PARTITION, endpoint_id)
         if index is None:
             return None
         endpoint = self.endpoint(index["tenant_id"], endpoint_id)

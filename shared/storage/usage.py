@@ -22,14 +22,21 @@ class UsageRepository:
     def __init__(self, accounts: TableAccounts):
         self.accounts = accounts
 
+    def find(self, region: Region, endpoint_id: str, visit_key: str | Sequence[str],
+             scheduled_start: datetime) -> tuple[str, dict[str, Any]]:
+        """(row key, row) of the visit under the first of its keys with a row, else (the first key, {})."""
+        return self._find(self.accounts.table(TABLE, region), day_partition(endpoint_id, scheduled_start), visit_key)
+
     def record(self, region: Region, endpoint_id: str, visit_key: str | Sequence[str], scheduled_start: datetime,
-               fields: dict[str, Any], keep_first: tuple[str, ...] = ()) -> dict[str, Any]:
-        """Merge event times into the visit's row (the first of its keys with one); keep_first fields keep theirs."""
+               fields: dict[str, Any], keep_first: tuple[str, ...] = (),
+               found: tuple[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Merge event times into the visit's row (the first of its keys with one); keep_first fields keep theirs.
+        `found`: what `find` answered, read while the caller waited on something else."""
         # Several keys are the visit under each hash key, active first: a visit recorded before a rotation keeps
         # its one row; a new row takes the first key.
         table = self.accounts.table(TABLE, region)
         partition = day_partition(endpoint_id, scheduled_start)
-        visit_key, current = self._find(table, partition, visit_key)
+        visit_key, current = found or self._find(table, partition, visit_key)
         update = {k: v for k, v in fields.items() if not (k in keep_first and current.get(k))}
         entity = {"PartitionKey": partition, "RowKey": visit_key, "Kind": "visit",
                   "scheduled_start": scheduled_start, **update}

@@ -98,3 +98,22 @@ def test_an_id_token_of_an_unlisted_tenant_is_refused_before_any_key_is_fetched(
         entra_client.verify_entra_id_token(token, nonce=None)
     assert (refused.value.status, refused.value.code) == (403, "tenant_not_allowed")
     assert call_counts().get("entra", 0) == calls_before, "no JWKS request for a tenant that is not allowed"
+
+
+def test_a_launch_from_a_recently_read_environment_is_refused_once_its_tenant_leaves_allowed_tenants(
+        app_env, cerner, oracle, monkeypatch):
+    """A launch from a Cerner environment this instance just cached, after its tenant left ALLOWED_TENANTS."""
+    from shared.launch import NotConfigured, ProviderLaunch
+    from shared.settings import get_settings
+
+    monkeypatch.setenv("CONFIG_CACHE_SECONDS", "30")  # as deployed
+    get_settings.cache_clear()
+    launch = oracle.create_launch(oracle.seeded[cerner.tenant].today[0])
+    assert ProviderLaunch().start({"iss": cerner.base_url, "launch": launch}).location, "allowed: on to Cerner"
+    monkeypatch.setenv("ALLOWED_TENANTS", config.OTHER_TENANT_ID)
+    get_settings.cache_clear()  # the row read above stays in the configuration cache
+    calls_before = dict(call_counts())
+    with pytest.raises(NotConfigured) as refused:
+        ProviderLaunch().start({"iss": cerner.base_url, "launch": launch})
+    assert refused.value.status == 403 and "may not use this connector" in refused.value.message
+    assert dict(call_counts()) == calls_before, "no discovery, no authorize redirect: nothing sent to Cerner"

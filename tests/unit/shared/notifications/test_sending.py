@@ -19,7 +19,7 @@ from shared.notifications.courier import Courier, Outbound, repeatability_id
 from shared.notifications.dispatch import Dispatcher, queues_by_sender
 from shared.notifications.planning import LedgerRow, Policy, Send, Slot, plan_appointment
 from shared.notifications.report import RunReport
-from shared.notifications.throttle import TokenBucket
+from shared.notifications.throttle import Pace, TokenBucket
 from shared.runtime import reset_process_state
 from shared.sms.acs import SendOutcome, SmsThrottled
 from shared.sms.texts import pick_language
@@ -211,7 +211,8 @@ def test_a_transient_failure_is_retried_in_the_run_with_the_same_id_and_text():
 def test_throttling_pauses_the_number_and_leaves_the_message_for_the_next_run():
     ledger, report = FakeLedger(), RunReport()
     bucket = TokenBucket(200)
-    assert courier(ledger, FakeAcs(SmsThrottled(30)), report).deliver(outbound(appointment(180)), bucket) == "retry"
+    throttled = courier(ledger, FakeAcs(SmsThrottled(30)), report)
+    assert throttled.deliver(outbound(appointment(180)), Pace(bucket)) == "retry"
     assert ledger.get("americas", "ep-20260610", "row-4822401")["status"] == "retry"
     assert bucket.try_acquire() > 25 and report.carried_over == 1
 
@@ -328,6 +329,34 @@ def test_the_bucket_gives_up_at_the_deadline_and_honours_a_pause():
     assert bucket.try_acquire() >= 10
 
 
+@pytest.mark.parametrize("per_minute", [30, 200])
+def test_requests_that_reach_acs_late_never_put_more_than_the_limit_in_a_minute_of_arrivals(per_minute):
+    """ACS counts arrivals; here the machine stalls for the first 3 s of every other minute: what leaves then
+    arrives all at once when it wakes, just before the requests that follow on time."""
+    clock = FakeClock()
+    bucket = TokenBucket(per_minute, monotonic=clock.monotonic, sleep=lambda seconds: advance(seconds))
+    arrivals: list[float] = []
+    answers: list[tuple[float, Any]] = []  # (when, request) still to come
+
+    def advance(seconds: float) -> None:
+        clock.sleep(seconds)
+        for when, request in [a for a in answers if a[0] <= clock.now]:
+            answers.remove((when, request))
+            bucket.answered(request)
+
+    while clock.now < 600:
+        request = bucket.take(deadline=10_000)
+        stall = clock.now % 120
+        arrival = clock.now - stall + 3.01 if stall < 3 else clock.now
+        arrivals.append(arrival)
+        answers.append((arrival + 0.05, request))
+        advance(0.0)
+    arrivals.sort()
+    for index, moment in enumerate(arrivals):
+        assert sum(1 for other in arrivals[index:] if other < moment + 60) <= per_minute
+    assert len(arrivals) >= 0.9 * per_minute * 10, "and the pacing stays near the limit"
+
+
 def test_what_does_not_fit_carries_over_earliest_appointment_first():
     delivered: list[tuple[str, datetime]] = []
 
@@ -350,6 +379,71 @@ def test_what_does_not_fit_carries_over_earliest_appointment_first():
         starts = [start for who, start in delivered if who == sender]
         assert starts == sorted(starts)[:3] == [NOW + timedelta(minutes=m) for m in (30, 60, 90)]
     assert report.carried_over == 2 * 4
+
+
+def test_a_reserved_token_is_held_back_from_other_reservations_but_not_from_its_send():
+    clock = FakeClock()
+    bucket = TokenBucket(200, monotonic=clock.monotonic, sleep=clock.sleep)
+    assert all(bucket.reserve(deadline=0) for _ in range(bucket.capacity))
+    assert bucket.reserve(deadline=0) is False, "every free token is spoken for"
+    assert bucket.acquire(deadline=0, reserved=True), "a reserved send gets its token"
+    bucket.release()
+    assert bucket.reserve(deadline=0), "a released reservation frees its token for the next"
+
+
+class SlowClaims(FakeLedger):
+    """Claims that take `seconds` on the test's clock, as a table write does on a loaded machine."""
+
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    def create(self, region, partition, row, fields):
+        self.clock.sleep(self.seconds)
+        return super().create(region, partition, row, fields)
+
+
+def test_the_token_is_taken_after_the_claim_right_before_the_request():
+    clock = FakeClock()
+    bucket = TokenBucket(200, monotonic=clock.monotonic, sleep=clock.sleep)
+    bucket.acquire(deadline=0)  # the burst's first token gone: the next one comes 60 / 192 s later
+    arrivals: list[float] = []
+    acs = FakeAcs(lambda: arrivals.append(clock.now) or SendOutcome(True, "Outgoing_1", 202, ""))
+    assert bucket.reserve(deadline=10)
+    assert courier(SlowClaims(clock, 2.0), acs).deliver(outbound(appointment(180)), Pace(bucket, 10, True)) == "sent"
+    assert arrivals == [2.0], "the claim's 2 s come before the token, so the request leaves with its token"
+    assert bucket.capacity - 2 <= bucket._tokens < bucket.capacity, "one token taken at the send, after the refill"
+
+
+def test_a_message_another_run_holds_takes_no_token():
+    clock = FakeClock()
+    bucket = TokenBucket(200, monotonic=clock.monotonic, sleep=clock.sleep)
+    ledger = FakeLedger()
+    courier(ledger, FakeAcs()).deliver(outbound(appointment(180)))
+    assert bucket.reserve(deadline=0)
+    assert courier(ledger, FakeAcs()).deliver(outbound(appointment(180)), Pace(bucket, 0, True)) == "in_flight"
+    assert sum(bucket.acquire(deadline=0) for _ in range(bucket.capacity + 1)) == bucket.capacity, \
+        "its reservation was given back and its token left in the bucket"
+
+
+def test_a_message_whose_token_does_not_come_before_the_deadline_carries_over_unsent():
+    clock = FakeClock()
+    bucket = TokenBucket(200, monotonic=clock.monotonic, sleep=clock.sleep)
+    while bucket.acquire(deadline=0):
+        pass
+    ledger, acs, report = FakeLedger(), FakeAcs(), RunReport()
+    assert courier(ledger, acs, report).deliver(outbound(appointment(180)), Pace(bucket, deadline=0)) == "retry"
+    assert acs.calls == [] and report.carried_over == 1
+    assert ledger.get("americas", "ep-20260610", "row-4822401")["status"] == "retry", "the next run sends it"
+
+
+def test_each_request_of_a_retried_send_takes_its_own_token():
+    clock = FakeClock()
+    bucket = TokenBucket(200, monotonic=clock.monotonic, sleep=clock.sleep)
+    acs = FakeAcs(SendOutcome(False, "", 503, "ServiceUnavailable"), "ok")
+    assert courier(FakeLedger(), acs).deliver(outbound(appointment(180)), Pace(bucket, deadline=0)) == "sent"
+    assert len(acs.calls) == 2
+    assert sum(bucket.acquire(deadline=0) for _ in range(bucket.capacity)) == bucket.capacity - 2, "as ACS counts"
 
 
 def test_queues_are_per_sending_number_in_start_order():

@@ -137,3 +137,79 @@ def test_removing_an_endpoints_links_deletes_every_one_in_its_region_only(accoun
     assert users.count_links("americas", endpoint) == 130
     assert users.unlink_endpoint("americas", endpoint) == 130
     assert users.count_links("americas", endpoint) == 0 and users.count_links("americas", other) == 1
+
+
+@pytest.fixture()
+def config_cache(monkeypatch):
+    """CONFIG_CACHE_SECONDS as deployed (30 s), with this process's recent reads forgotten before and after."""
+    from shared.runtime import reset_process_state
+    from shared.settings import get_settings
+
+    monkeypatch.setenv("CONFIG_CACHE_SECONDS", "30")
+    get_settings.cache_clear()
+    reset_process_state()
+    yield
+    get_settings.cache_clear()
+    reset_process_state()
+
+
+def registered(accounts, tenant: str) -> FhirEndpoint:
+    endpoint = FhirEndpoint(base_url=f"https://fhir.example/r4/{uuid.uuid4().hex}", environment="test",
+                            display_name="Before")
+    ConfigRepository(accounts).save_endpoint(tenant, endpoint, "admin")
+    return endpoint
+
+
+def another_instance_renames(accounts, tenant: str, endpoint: FhirEndpoint) -> None:
+    """A portal save on another instance: the row changes in the table, this instance is not told."""
+    fields = endpoint.model_dump() | {"display_name": "Elsewhere"}
+    entities.upsert(accounts.table("config"), "config", "fhir_endpoint", tenant, f"fhir:{endpoint.id}", fields)
+
+
+def test_request_paths_reuse_a_recent_endpoint_read_and_a_save_here_shows_at_once(accounts, config_cache):
+    tenant = f"tenant-{uuid.uuid4().hex[:8]}"
+    endpoint = registered(accounts, tenant)
+    requests = ConfigRepository(accounts, reuse_recent_reads=True)
+    assert requests.find_by_iss(endpoint.base_url)[1].display_name == "Before"
+    another_instance_renames(accounts, tenant, endpoint)
+    assert requests.find_by_iss(endpoint.base_url)[1].display_name == "Before", "read less than 30 s ago"
+    portal = ConfigRepository(accounts)
+    assert portal.endpoint(tenant, endpoint.id).display_name == "Elsewhere", "the portal reads afresh"
+    ConfigRepository(accounts).save_endpoint(tenant, endpoint.model_copy(update={"display_name": "Saved"}), "admin")
+    assert requests.endpoint(tenant, endpoint.id).display_name == "Saved"
+
+
+def test_an_endpoint_removed_on_this_instance_is_gone_for_requests_at_once(accounts, config_cache):
+    tenant = f"tenant-{uuid.uuid4().hex[:8]}"
+    endpoint = registered(accounts, tenant)
+    requests = ConfigRepository(accounts, reuse_recent_reads=True)
+    assert requests.find_by_id(endpoint.id) is not None
+    ConfigRepository(accounts).delete_endpoint(tenant, endpoint.id)
+    assert requests.find_by_id(endpoint.id) is None
+    assert requests.endpoint(tenant, endpoint.id) is None
+
+
+def test_an_unregistered_url_is_not_remembered_as_absent(accounts, config_cache):
+    tenant = f"tenant-{uuid.uuid4().hex[:8]}"
+    base_url = f"https://fhir.example/r4/{uuid.uuid4().hex}"
+    requests = ConfigRepository(accounts, reuse_recent_reads=True)
+    assert requests.find_by_iss(base_url) is None
+    endpoint = FhirEndpoint(base_url=base_url, environment="test")
+    entities.create(accounts.table("config"), "config", "fhir_index", "fhir_index", endpoint.id,
+                    {"tenant_id": tenant, "endpoint_id": endpoint.id, "environment": "test"})
+    entities.upsert(accounts.table("config"), "config", "fhir_endpoint", tenant, f"fhir:{endpoint.id}",
+                    endpoint.model_dump())  # registered on another instance
+    assert requests.find_by_iss(base_url) == (tenant, endpoint.model_copy(update={"display_name": ""}))
+
+
+def test_with_no_config_cache_every_request_reads_the_table(accounts, config_cache, monkeypatch):
+    from shared.settings import get_settings
+
+    monkeypatch.setenv("CONFIG_CACHE_SECONDS", "0")
+    get_settings.cache_clear()
+    tenant = f"tenant-{uuid.uuid4().hex[:8]}"
+    endpoint = registered(accounts, tenant)
+    requests = ConfigRepository(accounts, reuse_recent_reads=True)
+    assert requests.endpoint(tenant, endpoint.id).display_name == "Before"
+    another_instance_renames(accounts, tenant, endpoint)
+    assert requests.endpoint(tenant, endpoint.id).display_name == "Elsewhere"

@@ -44,3 +44,17 @@ def test_a_visit_named_twice_in_a_batch_is_one_row(usage):
     assert writes == 1
     row = usage.get("apac", ENDPOINT, "visit-twice", START)
     assert row["sms_sent"] is True and row["department"] == "7"
+
+
+def test_a_row_read_ahead_keeps_its_first_times_and_its_older_key(usage):
+    """The visit page reads the row while Graph answers, then records with what it read."""
+    joined = START + timedelta(minutes=1)
+    usage.record("americas", ENDPOINT, "visit-old-key", START, {"provider_joined_at": joined})
+    found = usage.find("americas", ENDPOINT, ("visit-new-key", "visit-old-key"), START)
+    assert found[0] == "visit-old-key", "a row made before a hash key rotation is found under its key"
+    usage.record("americas", ENDPOINT, ("visit-new-key", "visit-old-key"), START,
+                 {"provider_joined_at": START + timedelta(minutes=9), "meeting_id": "m1"},
+                 keep_first=("provider_joined_at",), found=found)
+    row = usage.get("americas", ENDPOINT, "visit-old-key", START)
+    assert row["provider_joined_at"] == joined and row["meeting_id"] == "m1"
+    assert usage.get("americas", ENDPOINT, "visit-new-key", START) == {}
