@@ -219,6 +219,7 @@ class GraphWithoutCallRecords(FakeGraph):
 
 def test_without_call_records_attendance_still_settles_and_the_listing_is_tried_once_per_run(monkeypatch):
     monkeypatch.setattr(att, "GraphClient", GraphWithoutCallRecords)
+    monkeypatch.setattr(GraphWithoutCallRecords, "listings", 0)  # a class counter: this run's listings only
     GraphWithoutCallRecords.answers = {"m1": [report(staff((0, 20)), patient((4, 18)))],
                                        "m2": [report(staff((0, 20)), patient((4, 18)))]}
     fake = FakeUsage([visit(RowKey="one", meeting_id="m1"), visit(RowKey="two", meeting_id="m2")])
