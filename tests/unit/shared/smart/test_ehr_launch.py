@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from sandbox.servers import free_port
 from shared.errors import DependencyFailed
 from shared.smart.discovery import SmartConfiguration, smart_configuration
 from shared.smart.ehr_launch import (
@@ -85,7 +86,7 @@ def test_a_public_client_sends_its_id_the_code_and_the_verifier(server):
     tokens = exchange(server)
     assert (tokens.access_token, tokens.expires_in, tokens.patient, tokens.id_token) == ("at", 300, "12724066", "x.y.z")
     [asked] = server.asked_for("/auth/token")
-    assert asked.method == "POST" and asked.authorization == ""
+    assert asked.method == "POST" and asked.authorization == "" and asked.accept == "application/json"
     assert asked.form == {"grant_type": "authorization_code", "code": "code-1", "redirect_uri": "https://c.example/cb",
                           "code_verifier": "v" * 43, "client_id": CLIENT_ID}
 
@@ -102,7 +103,29 @@ def test_a_refused_code_is_the_launch_refused_page_with_a_400(server, status):
     server.answer("/auth/token", status, {"error": "invalid_grant"})
     with pytest.raises(LaunchRefused) as raised:
         exchange(server)
-    assert raised.value.status == 400 and "used already" in raised.value.message
+    assert (raised.value.status, raised.value.message, raised.value.next_step) == (
+        400, "Cerner did not accept this launch (it may have been used already or taken too long).", RELAUNCH)
+
+
+@pytest.mark.parametrize(("status", "body", "message"), [
+    (500, {}, "Cerner's sign-in service answered with an error."),
+    (200, "not json", "Cerner's sign-in answer was not understood."),
+    (200, {"token_type": "x"}, "Cerner's sign-in answer was not understood."),
+])
+def test_a_broken_token_endpoint_says_what_went_wrong_and_to_launch_again(server, status, body, message):
+    server.answer("/auth/token", status, body)
+    with pytest.raises(DependencyFailed) as raised:
+        exchange(server)
+    assert (raised.value.message, raised.value.next_step) == (message, RELAUNCH)
+
+
+def test_an_unreachable_token_endpoint_is_named_as_cerners_authorization(server):
+    closed = SmartConfiguration(authorization_endpoint=f"{server.origin}/auth/authorize",
+                                token_endpoint=f"https://localhost:{free_port()}/auth/token")
+    with pytest.raises(DependencyFailed) as raised:
+        exchange_code(closed, code="c", redirect_uri="https://c.example/cb", client_id=CLIENT_ID, client_secret="",
+                      code_verifier=None)
+    assert raised.value.message == "Oracle Health authorization could not be reached."
 
 
 @pytest.mark.parametrize(("status", "body"), [(500, {}), (403, {}), (200, "not json"), (200, {"token_type": "x"})])
