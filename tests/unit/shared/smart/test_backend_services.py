@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sandbox.servers import free_port
+from shared.ehr_hosts import UntrustedEhrHost
 from shared.errors import DependencyFailed
 from shared.runtime import reset_process_state
 from shared.smart.backend_services import ASSERTION_TYPE, V1_SYSTEM_SCOPES, V2_SYSTEM_SCOPES, system_token
@@ -142,3 +143,12 @@ def test_each_fhir_server_gets_its_own_token_and_never_another_servers(server, s
     assert system_token(other_base) == "at-other", "a token cached for one FHIR server is not sent to another"
     assert system_token(server.fhir_base) == "at-1"
     assert (len(server.asked_for(TOKEN)), len(server.asked_for("/other-auth/token"))) == (1, 1)
+
+
+def test_an_untrusted_token_endpoint_is_named_by_what_it_is(server, system_account):
+    use(system_account, SMART_SYSTEM_SECRET="s")
+    server.reset(token_endpoint="https://evil.example/token")
+    with pytest.raises(UntrustedEhrHost) as raised:
+        system_token(server.fhir_base)
+    assert raised.value.message == ("The Cerner environment's token endpoint is on evil.example, which is not a "
+                                    "trusted Oracle Health host, so the connector did not contact it.")

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from sandbox.servers import free_port
+from shared.ehr_hosts import UntrustedEhrHost
 from shared.errors import DependencyFailed
 from shared.smart.discovery import SmartConfiguration, clear_caches, jwks, openid_configuration, smart_configuration
 from tests.unit.shared.smart.authorization_server import OTHER_KEY, public_jwk
@@ -132,5 +133,24 @@ def test_each_issuer_has_its_own_openid_configuration(server):
 def test_an_unreadable_openid_configuration_says_so(server):
     server.answer("/auth/.well-known/openid-configuration", 500, {})
     message = "The sign-in service's OpenID configuration could not be read."
-    with pytest.raises(DependencyFailed, match=f"^{re.escape(message)}$"):
+    with pytest.raises(DependencyFailed, match=f"^{re.escape(message)}$") as raised:
         openid_configuration(server.issuer)
+    assert raised.value.next_step == ""
+
+
+@pytest.mark.parametrize(("read", "what"), [
+    (lambda: smart_configuration("https://evil.example/r4/tenant"), "FHIR base URL"),
+    (lambda: openid_configuration("https://evil.example/auth/"), "id_token issuer"),
+    (lambda: jwks("https://evil.example/auth/jwks"), "JWKS URI"),
+])
+def test_an_untrusted_address_is_named_by_what_it_is(server, read, what):
+    message = (f"The Cerner environment's {what} is on evil.example, which is not a trusted Oracle Health host, so "
+               "the connector did not contact it.")
+    with pytest.raises(UntrustedEhrHost, match=f"^{re.escape(message)}$"):
+        read()
+
+
+def test_an_unreachable_jwks_uri_is_named_as_cerners_authorization(server):
+    with pytest.raises(DependencyFailed) as raised:
+        jwks(f"https://localhost:{free_port()}/auth/jwks")
+    assert raised.value.message == "Oracle Health authorization could not be reached."

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from sandbox.servers import free_port
+from shared.ehr_hosts import UntrustedEhrHost
 from shared.errors import DependencyFailed
 from shared.smart.discovery import SmartConfiguration, smart_configuration
 from shared.smart.ehr_launch import (
@@ -235,3 +237,22 @@ def test_only_an_appointment_reference_in_the_launch_context_names_the_appointme
     tokens = LaunchTokens(access_token="a", fhirContext=[{"type": "Patient"}, {"reference": "Appointment/4822401"}])
     assert tokens.appointment_id() == "4822401"
     assert LaunchTokens(access_token="a", fhirContext=[{"reference": None}]).appointment_id() is None
+
+
+def untrusted(what: str) -> str:
+    """What the administrator reads when an address the EHR gave is not on a trusted host."""
+    return (f"The Cerner environment's {what} is on evil.example, which is not a trusted Oracle Health host, so the "
+            "connector did not contact it.")
+
+
+def test_each_untrusted_address_of_a_launch_is_named_by_what_it_is(server):
+    evil = SmartConfiguration(authorization_endpoint="https://evil.example/authorize",
+                              token_endpoint="https://evil.example/token", issuer="https://evil.example/auth/")
+    with pytest.raises(UntrustedEhrHost, match=f"^{re.escape(untrusted('authorization endpoint'))}$"):
+        authorize_url(evil, client_id="app", redirect_uri="r", launch="L", state="S", nonce="N", aud=ISS,
+                      code_challenge=None)
+    with pytest.raises(UntrustedEhrHost, match=f"^{re.escape(untrusted('token endpoint'))}$"):
+        exchange_code(evil, code="c", redirect_uri="r", client_id=CLIENT_ID, client_secret="s", code_verifier=None)
+    with pytest.raises(UntrustedEhrHost, match=f"^{re.escape(untrusted('id_token issuer'))}$"):
+        verify_identity(evil, server.sign(iss="https://evil.example/auth/"), CLIENT_ID, None)
+    assert server.asked == [], "nothing was sent anywhere"

@@ -10,6 +10,7 @@ import jwt
 import pytest
 
 from shared.ehr_hosts import UntrustedEhrHost
+from shared.errors import DependencyFailed
 from shared.runtime import reset_process_state
 from shared.smart.id_token import NEXT_STEP, IdTokenInvalid, validate_id_token
 from tests.unit.shared.smart.authorization_server import CLIENT_ID, OTHER_KEY, SIGNING_KEY, public_jwk
@@ -122,6 +123,19 @@ def test_microsofts_keys_are_read_without_the_ehr_host_check(server, monkeypatch
         validate(server, server.sign())
     assert server.asked_for("/auth/jwks") == [], "an EHR id_token's keys are read from trusted EHR hosts only"
     assert validate(server, server.sign(), system="entra")["sub"] == "user-1", "Entra's keys are Microsoft's"
+    with pytest.raises(UntrustedEhrHost, match="JWKS URI"):
+        validate(server, server.sign(kid=None))
+    assert validate(server, server.sign(kid=None), system="entra")["sub"] == "user-1", "with or without a kid"
+
+
+def test_an_ehr_id_tokens_keys_are_never_read_from_a_private_address(server, monkeypatch):
+    monkeypatch.setenv("ALLOW_PRIVATE_FHIR_HOSTS", "false")  # the keys' host, localhost, is a loopback address
+    reset_process_state()
+    with pytest.raises(DependencyFailed) as raised:
+        validate(server, server.sign())
+    assert raised.value.message == ("Oracle Health authorization resolves to a private or special address, so the "
+                                    "connector did not call it.")
+    assert server.asked == []
 
 
 def test_a_minute_of_clock_skew_is_forgiven(server):
