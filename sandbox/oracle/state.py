@@ -144,6 +144,8 @@ class OracleState:
         self.pkce_required = True
         self.deny_next_authorization = False
         self.request_counts: Counter[str] = Counter()
+        self.in_flight: Counter[str] = Counter()  # requests being answered now, per tenant
+        self.peak_in_flight: Counter[str] = Counter()  # the most at once, per tenant, since reset_peaks()
         self.requests_by_host: Counter[str] = Counter()
         self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.key_id = secrets.token_hex(8)
@@ -464,6 +466,21 @@ class OracleState:
                     fault.remaining -= 1
                     return fault
             return None
+
+    def request_started(self, tenant: str) -> None:
+        """A request for the tenant came in (held requests count: the client is waiting on them)."""
+        with self.lock:
+            self.in_flight[tenant] += 1
+            self.peak_in_flight[tenant] = max(self.peak_in_flight[tenant], self.in_flight[tenant])
+
+    def request_ended(self, tenant: str) -> None:
+        with self.lock:
+            self.in_flight[tenant] -= 1
+
+    def reset_peaks(self) -> None:
+        """Start counting the most concurrent requests per tenant afresh."""
+        with self.lock:
+            self.peak_in_flight = Counter(self.in_flight)
 
     def count_request(self, label: str, host: str = "") -> None:
         """Count one request for a route label like "GET /r4/{tenant}/Appointment", and for the host name used."""
