@@ -8,7 +8,7 @@ import azure.functions as func
 
 from functions.responses import friendly_errors, html_response
 from shared.join import language_from_header
-from shared.notifications import handle_sms_event, run_notifications
+from shared.notifications import handle_sms_event, run_notifications, run_slice
 from shared.notifications.unsubscribe import confirm_page, unsubscribe
 
 bp = func.Blueprint()
@@ -20,6 +20,13 @@ def sms_notifications(timer: func.TimerRequest) -> None:
     """Send the confirmations, notices and reminders that are due (every 5 minutes by default)."""
     report = run_notifications(datetime.now(UTC))
     log.info("sms_notifications%s: %s", " (past due)" if timer.past_due else "", report.summary())
+
+
+@bp.queue_trigger(arg_name="message", queue_name="%SMS_QUEUE_NAME%", connection="AzureWebJobsStorage")
+def sms_notifications_slice(message: func.QueueMessage) -> None:
+    """One endpoint's part of a fanned-out run; raising leaves the message for a retry, then `<queue>-poison`."""
+    report = run_slice(message.get_body().decode("utf-8", errors="replace"), datetime.now(UTC))
+    log.info("sms_notifications_slice (attempt %d): %s", message.dequeue_count or 1, report.summary())
 
 
 @bp.event_grid_trigger(arg_name="event")

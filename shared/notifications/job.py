@@ -22,6 +22,7 @@ from shared.fhir import Appointment, FhirClient, Patient
 from shared.join import visit_key, visit_keys
 from shared.notifications.courier import Courier, Outbound, new_row
 from shared.notifications.dispatch import Dispatcher
+from shared.notifications.fanout import Slice, enqueue, fans_out
 from shared.notifications.optouts import OPTED_OUT, OptOutStore, email_keys, email_scope, phone_keys
 from shared.notifications.planning import LedgerRow, Policy, Send, Slot, iso, plan_appointment
 from shared.notifications.report import RunReport
@@ -122,6 +123,11 @@ def _run(now: datetime, started: float, max_seconds: float, workers: int, accoun
     targets = eligible_endpoints(ConfigRepository(accounts), settings)
     if only is not None:
         targets = only(targets)
+    elif fans_out(sum(len(target.endpoint.departments) for target in targets), settings):
+        report.add("endpoints", len(targets))  # each endpoint's part runs in a queue-triggered function
+        report.add("queued", enqueue([Slice(tenant=target.tenant_id, endpoint=target.endpoint.id, run_at=now)
+                                      for target in targets], settings))
+        return report
     outbounds = prepare_all(targets, now, ledger, report, settings)
 
     def clock() -> datetime:
