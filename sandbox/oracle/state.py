@@ -421,6 +421,16 @@ class OracleState:
         with self.lock:
             return copy.deepcopy(list(self.data[tenant].resources.get(resource_type, {}).values()))
 
+    def page_of(self, resource_type: str, tenant: str, select: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+                start: int, count: int) -> tuple[list[dict[str, Any]], int]:
+        """Copies of one page of the resources `select` picks (in its order), and how many it picked in all.
+
+        Only the page is copied: a search over thousands of appointments costs a filter, not a copy of them all.
+        """
+        with self.lock:
+            found = select(list(self.data[tenant].resources.get(resource_type, {}).values()))
+            return copy.deepcopy(found[start:start + count]), len(found)
+
     def username(self, practitioner_id: str, tenant: str) -> str:
         """The sign-in name of a practitioner (id_token `sub`)."""
         with self.lock:
