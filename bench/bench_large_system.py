@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,12 +103,10 @@ def seed_confirmations(accounts: TableAccounts, sites: list[tuple[FhirEndpoint, 
             partition = day_partition(endpoint.id, appointment.start)
             by_partition[partition].append({"PartitionKey": partition, "RowKey": row, "Kind": "notification",
                                             **fields})
-    written = 0
-    for rows in by_partition.values():
-        for index in range(0, len(rows), 100):
-            table.submit_transaction([("upsert", entity) for entity in rows[index:index + 100]])
-            written += len(rows[index:index + 100])
-    return written
+    batches = [rows[index:index + 100] for rows in by_partition.values() for index in range(0, len(rows), 100)]
+    with ThreadPoolExecutor(4) as pool:  # a transaction is one partition, at most 100 rows
+        list(pool.map(lambda batch: table.submit_transaction([("upsert", entity) for entity in batch]), batches))
+    return sum(len(batch) for batch in batches)
 
 
 def measure(label: str, oracle, tenants: set[str], now: datetime) -> dict:
