@@ -15,7 +15,6 @@ import os
 import tempfile
 import time
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -104,8 +103,8 @@ def seed_confirmations(accounts: TableAccounts, sites: list[tuple[FhirEndpoint, 
             by_partition[partition].append({"PartitionKey": partition, "RowKey": row, "Kind": "notification",
                                             **fields})
     batches = [rows[index:index + 100] for rows in by_partition.values() for index in range(0, len(rows), 100)]
-    with ThreadPoolExecutor(4) as pool:  # a transaction is one partition, at most 100 rows
-        list(pool.map(lambda batch: table.submit_transaction([("upsert", entity) for entity in batch]), batches))
+    for batch in batches:  # one at a time: Azurite resets connections of concurrent batch transactions
+        table.submit_transaction([("upsert", entity) for entity in batch])
     return sum(len(batch) for batch in batches)
 
 
