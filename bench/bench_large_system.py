@@ -129,7 +129,8 @@ def run(offset: int, size: Size = FULL) -> list[Figure]:
     ca = make_dev_ca(state / "ca")
     os.environ.update(ca.trust_env())
     sandbox = start_sandbox(offset=offset, state_dir=state / "sandbox", ca=ca, with_host=False, seed=False)
-    settings = AppSettings(sandbox.settings_env)
+    # The deployed HTTP timeout (10 s), not the sandbox's 5 s: the stand-in shares this process's 2 cores with the job.
+    settings = AppSettings({**sandbox.settings_env, "HTTP_TIMEOUT_SECONDS": "10"})
     try:
         oracle = sandbox.standins["oracle"]
         sandbox.standins["acs"].event_webhook = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -165,7 +166,8 @@ def search_appointments(request: Request) -> Response:
     query = appointment_query(params)
     state, tenant = oracle(request), request.path_params["tenant"]
     size = 10**9 if query.actor == "_id" else query.count
-    page, total = state.page_of("Appointment", tenant, lambda every: find_appointments(every, query), offset, size)
+    page, total = state.page_of("Appointment", tenant, lambda every: find_appointments(every, query), offset, size,
+                                search=json.dumps(sorted(params)))
     next_url = None
     if offset + size < total:
         base = fhir_base(state, request, tenant)
