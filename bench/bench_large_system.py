@@ -63,7 +63,8 @@ def build_world(sandbox, accounts: TableAccounts, size: Size, now: datetime) -> 
     number = "+18335559000"
     sandbox.standins["acs"].own_number(number, verification="verified")
     sites = []
-    spread = timedelta(hours=24, minutes=30) / size.appointments_per_department
+    # Whole seconds: FHIR times carry no fractions, and the ledger's start must be the one Cerner shows.
+    spread = timedelta(seconds=int(timedelta(hours=24, minutes=30).total_seconds() / size.appointments_per_department))
     for index in range(size.endpoints):
         tenant = f"1a5e0000-0000-4000-8000-{index:012d}"
         add_cerner_tenant(oracle, tenant, 20_000_000 + 100_000 * index)
