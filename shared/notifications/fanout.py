@@ -11,18 +11,14 @@ A slice that fails is retried by the host, then left in `<queue>-poison` after h
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import ConnectorError
-from shared.notifications.report import RunReport
 from shared.runtime import forgotten_on_reset
 from shared.settings import Settings, get_settings
-
-logger = logging.getLogger("connector.notifications")
 
 # A slice left waiting this long belongs to a run whose next run has already begun (and covers its endpoint).
 SLICE_EXPIRES = timedelta(minutes=10)
@@ -110,15 +106,3 @@ def parse_slice(body: str) -> Slice:
         return Slice.model_validate_json(body)
     except ValidationError:
         raise BadSlice("The message is not a reminder slice.") from None
-
-
-def run_slice(body: str, now: datetime) -> RunReport:
-    """Run one endpoint's part of a fanned-out run, as of the run's minute; a slice the next run covers is dropped."""
-    from shared.notifications.job import run_notifications
-
-    part = parse_slice(body)
-    if now.astimezone(UTC) - part.run_at.astimezone(UTC) > SLICE_EXPIRES:
-        logger.info("SMS slice of the %s run dropped: that run is over", part.run_at.isoformat())
-        return RunReport()
-    return run_notifications(part.run_at, only=lambda targets: [
-        target for target in targets if target.tenant_id == part.tenant and target.endpoint.id == part.endpoint])

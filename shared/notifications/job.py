@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfoNotFoundError
 
@@ -22,7 +22,7 @@ from shared.fhir import Appointment, FhirClient, Patient
 from shared.join import visit_key, visit_keys
 from shared.notifications.courier import Courier, Outbound, new_row
 from shared.notifications.dispatch import Dispatcher
-from shared.notifications.fanout import Slice, enqueue, fans_out
+from shared.notifications.fanout import SLICE_EXPIRES, Slice, enqueue, fans_out, parse_slice
 from shared.notifications.optouts import OPTED_OUT, OptOutStore, email_keys, email_scope, phone_keys
 from shared.notifications.planning import LedgerRow, Policy, Send, Slot, iso, plan_appointment
 from shared.notifications.report import RunReport
@@ -112,6 +112,16 @@ def run_notifications(now: datetime, *, max_seconds: float = DEFAULT_MAX_SECONDS
     telemetry.count("connector.reminders.carried_over", report.carried_over)
     telemetry.record("connector.reminders.duration", (time.monotonic() - started) * 1000, outcome=outcome)
     return report
+
+
+def run_slice(body: str, now: datetime) -> RunReport:
+    """One endpoint's part of a fanned-out run (a queue message), as of the run's time; a stale slice is dropped."""
+    part = parse_slice(body)
+    if now.astimezone(UTC) - part.run_at.astimezone(UTC) > SLICE_EXPIRES:
+        logger.info("SMS slice of the %s run dropped: that run is over", part.run_at.isoformat())
+        return RunReport()
+    return run_notifications(part.run_at, only=lambda targets: [
+        target for target in targets if target.tenant_id == part.tenant and target.endpoint.id == part.endpoint])
 
 
 def _run(now: datetime, started: float, max_seconds: float, workers: int, accounts: TableAccounts,
