@@ -21,7 +21,7 @@ param alertEmail string
 @minValue(1)
 param dependencyFailureThreshold int = 20
 
-@description('Share of SMS reported undelivered in an hour, in percent, above which an alert is raised.')
+@description('Share of SMS (and, separately, of emails) reported undelivered in an hour, in percent, above which an alert is raised.')
 @minValue(1)
 @maxValue(100)
 param deliveryFailurePercent int = 10
@@ -39,6 +39,15 @@ AppMetrics
 | where Name in ("connector.sms.delivered", "connector.sms.failed")
 | where tostring(Properties.stage) != "send"
 | summarize delivered = sumif(Sum, Name == "connector.sms.delivered"), failed = sumif(Sum, Name == "connector.sms.failed")
+| extend total = delivered + failed
+| where total >= 10
+| extend failurePercent = 100.0 * failed / total
+'''
+var emailDeliveryQuery = '''
+AppMetrics
+| where Name in ("connector.email.delivered", "connector.email.failed")
+| where tostring(Properties.stage) != "send"
+| summarize delivered = sumif(Sum, Name == "connector.email.delivered"), failed = sumif(Sum, Name == "connector.email.failed")
 | extend total = delivered + failed
 | where total >= 10
 | extend failurePercent = 100.0 * failed / total
@@ -74,6 +83,18 @@ var rules = [
     description: 'Delivery reports from ACS say too many SMS did not reach patients (numbers, carriers, opt-outs).'
     severity: 2
     query: deliveryQuery
+    frequency: 'PT15M'
+    window: 'PT1H'
+    measure: 'failurePercent'
+    aggregation: 'Maximum'
+    threshold: deliveryFailurePercent
+  }
+  {
+    name: 'email-delivery-failures'
+    displayName: 'Email delivery failure rate over ${deliveryFailurePercent} % in an hour'
+    description: 'Delivery reports from ACS Email say too many emails did not reach patients (bounces, suppressed addresses, sender domain).'
+    severity: 2
+    query: emailDeliveryQuery
     frequency: 'PT15M'
     window: 'PT1H'
     measure: 'failurePercent'
@@ -186,12 +207,20 @@ var workbookItems = [
     query: 'AppMetrics | where Name == "connector.joins" | summarize joins = sum(Sum) by outcome = tostring(Properties.outcome), bin(TimeGenerated, 1h) | render timechart'
   }
   {
-    title: 'SMS sent, delivered and failed by kind'
-    query: 'AppMetrics | where Name in ("connector.sms.sent", "connector.sms.delivered", "connector.sms.failed") | summarize messages = sum(Sum) by Name, kind = tostring(Properties.kind) | order by Name asc, kind asc'
+    title: 'SMS sent, delivered, failed and throttled by kind'
+    query: 'AppMetrics | where Name in ("connector.sms.sent", "connector.sms.delivered", "connector.sms.failed", "connector.sms.throttled") | summarize messages = sum(Sum) by Name, kind = tostring(Properties.kind) | order by Name asc, kind asc'
+  }
+  {
+    title: 'Emails sent, delivered, failed and throttled by kind'
+    query: 'AppMetrics | where Name in ("connector.email.sent", "connector.email.delivered", "connector.email.failed", "connector.email.throttled") | summarize messages = sum(Sum) by Name, kind = tostring(Properties.kind) | order by Name asc, kind asc'
   }
   {
     title: 'SMS delivery failure rate (%) per hour'
     query: 'AppMetrics | where Name in ("connector.sms.delivered", "connector.sms.failed") and tostring(Properties.stage) != "send" | summarize delivered = sumif(Sum, Name == "connector.sms.delivered"), failed = sumif(Sum, Name == "connector.sms.failed") by bin(TimeGenerated, 1h) | extend failurePercent = iff(delivered + failed == 0, 0.0, 100.0 * failed / (delivered + failed)) | project TimeGenerated, failurePercent | render timechart'
+  }
+  {
+    title: 'Email delivery failure rate (%) per hour'
+    query: 'AppMetrics | where Name in ("connector.email.delivered", "connector.email.failed") and tostring(Properties.stage) != "send" | summarize delivered = sumif(Sum, Name == "connector.email.delivered"), failed = sumif(Sum, Name == "connector.email.failed") by bin(TimeGenerated, 1h) | extend failurePercent = iff(delivered + failed == 0, 0.0, 100.0 * failed / (delivered + failed)) | project TimeGenerated, failurePercent | render timechart'
   }
   {
     title: 'Reminder runs: duration (ms) and carry-over'
@@ -241,7 +270,7 @@ resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
   tags: tags
   kind: 'shared'
   properties: {
-    displayName: 'Teams EHR connector: launches, joins, SMS, reminders, dependencies'
+    displayName: 'Teams EHR connector: launches, joins, SMS, email, reminders, dependencies'
     category: 'workbook'
     sourceId: appInsightsId
     serializedData: string(workbookContent)

@@ -131,6 +131,9 @@ class Ledger(Protocol):
     def merge(self, region: Region, partition: str, row: str, fields: dict[str, Any],
               etag: str | None = None) -> str | None: ...
     def get(self, region: Region, partition: str, row: str) -> dict[str, Any] | None: ...
+    def index_message(self, region: Region, message_id: str, partition: str, row: str,
+                      appointment_end: datetime) -> None: ...
+    def unindex_message(self, region: Region, message_id: str) -> None: ...
 
 
 class Courier:
@@ -175,7 +178,10 @@ class Courier:
             fields = new_row(send.slot, outbound.appointment, outbound.visit, at, outbound.channel)
             fields |= self._message_id(outbound, 0)
             etag = self.ledger.create(outbound.region, outbound.partition, send.row, fields)
-            return None if etag is None else (etag, 0, at)
+            if etag is None:
+                return None
+            self._index(outbound, 0, fields["appointment_end"])
+            return etag, 0, at
         fields: dict[str, Any] = {"status": "sending", "attempt_at": at, "attempts": existing.attempts + 1}
         generation, first_sent = existing.generation, existing.first_sent or at
         if send.new_generation:
@@ -183,7 +189,19 @@ class Courier:
             fields |= {"generation": generation, "first_sent": at, "claimed_at": at, "start_at": send.slot.start}
             fields |= self._message_id(outbound, generation)
         etag = self.ledger.merge(outbound.region, outbound.partition, send.row, fields, etag=existing.etag)
-        return None if etag is None else (etag, generation, first_sent)
+        if etag is None:
+            return None
+        if send.new_generation:
+            self._index(outbound, generation, existing.appointment_end or send.slot.start + timedelta(hours=1))
+            if outbound.channel == "email":  # the old id's reports would find nothing (the row has the new id)
+                self.ledger.unindex_message(outbound.region, repeatability_id(outbound.tag, existing.generation))
+        return etag, generation, first_sent
+
+    def _index(self, outbound: Outbound, generation: int, appointment_end: datetime) -> None:
+        """Before an email goes out, index its message id, so its delivery report finds the row by point read."""
+        if outbound.channel == "email":
+            self.ledger.index_message(outbound.region, repeatability_id(outbound.tag, generation),
+                                      outbound.partition, outbound.send.row, appointment_end)
 
     @staticmethod
     def _message_id(outbound: Outbound, generation: int) -> dict[str, str]:
@@ -259,20 +277,20 @@ class Courier:
     def _count(self, outbound: Outbound, outcome: Outcome) -> None:
         endpoint = outbound.endpoint.id
         kind = outbound.send.slot.kind
-        sms = outbound.channel == "sms"  # the SMS metrics and their delivery alert count texts only, not e-mails
+        metric = f"connector.{outbound.channel}"  # connector.sms.* or connector.email.*: one alert per channel
         if outcome.status == "sent":
             self.report.record_sent(kind, endpoint)
-            if sms:
-                telemetry.count("connector.sms.sent", kind=kind)
+            telemetry.count(f"{metric}.sent", kind=kind)
         elif outcome.status == "unsure":
             self.report.add("retrying", endpoint=endpoint)
         elif outcome.status == "retry":
             self.report.add("carried_over", endpoint=endpoint)
+            if outcome.detail == "throttled":
+                telemetry.count(f"{metric}.throttled", kind=kind)
         elif outcome.status == "failed":
             self.report.add("failed", endpoint=endpoint)
             self.report.record_error(endpoint, outcome.detail)
-            if sms:
-                telemetry.count("connector.sms.failed", kind=kind, stage="send")
+            telemetry.count(f"{metric}.failed", kind=kind, stage="send")
         else:
             self.report.add("skipped", endpoint=endpoint)
         if self._messages is not None and outcome.status in ("sent", "failed"):

@@ -10,6 +10,7 @@ on the event id and an opt-out change older than the recorded one is ignored. Ke
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +34,9 @@ EMAIL_STATUSES = {"delivered": "delivered", "suppressed": OPTED_OUT, "bounced": 
 # Exactly the keywords ACS documents for toll-free numbers (SMS FAQ, "Opt-out handling"; domain-notes E5): the
 # carrier blocks the sender on STOP and lifts the block on START or UNSTOP. Other words ("cancel", "yes") are
 # ordinary replies: the carrier does not act on them, so neither do we.
+# Our emails' operation ids are UUIDs (their repeatability ids): anything else cannot be ours, and is never put in a
+# table key (a '/', '#' or '?' would address another entity or break the request).
+MESSAGE_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
 STOP_WORDS = frozenset({"STOP"})
 START_WORDS = frozenset({"START", "UNSTOP"})
 
@@ -61,7 +65,7 @@ def email_delivery_report(event_id: str, fields: dict[str, Any], accounts: Table
         return "not_ours"
     status = EMAIL_STATUSES.get(str(fields.get("status") or "").lower())
     message_id = str(fields.get("messageid") or "")
-    if status is None or not message_id:
+    if status is None or not MESSAGE_ID.fullmatch(message_id):
         return "ignored"
     ledger = LedgerRepository(accounts)
     found = ledger.by_message_id(get_settings().enabled_regions, message_id)
@@ -76,6 +80,7 @@ def email_delivery_report(event_id: str, fields: dict[str, Any], accounts: Table
                   "event_id": event_id})
     MessageLog(accounts).delivered(region, current["PartitionKey"].rsplit("-", 1)[0], current["RowKey"], status, at,
                                    current.get("sent_at"))
+    count_delivery("email", current, status)
     if status == OPTED_OUT and fields.get("recipient"):
         endpoint_id = current["PartitionKey"].rsplit("-", 1)[0]
         OptOutStore(ledger).record_key(region, email_scope(endpoint_id), email_key(str(fields["recipient"])),
@@ -109,14 +114,19 @@ def delivery_report(event_id: str, fields: dict[str, Any], accounts: TableAccoun
     if current.get("Kind", "notification") == "notification":
         MessageLog(accounts).delivered(region, partition.rsplit("-", 1)[0], row, status, received,
                                        current.get("sent_at"))
-    kind = current.get("kind") if current.get("kind") in KIND_ORDER else "unknown"
-    if status == "delivered":
-        telemetry.count("connector.sms.delivered", kind=kind)
-    else:
-        telemetry.count("connector.sms.failed", kind=kind, stage="delivery")
+    count_delivery("sms", current, status)
     if status == OPTED_OUT and fields.get("from") and fields.get("to"):
         OptOutStore(ledger).record(region, e164(fields["from"]), e164(fields["to"]), OPTED_OUT, received, event_id)
     return status
+
+
+def count_delivery(channel: str, row: dict[str, Any], status: str) -> None:
+    """A delivery report in the channel's metrics: delivered, or failed at the delivery stage (opt-outs too)."""
+    kind = row.get("kind") if row.get("kind") in KIND_ORDER else "unknown"
+    if status == "delivered":
+        telemetry.count(f"connector.{channel}.delivered", kind=kind)
+    else:
+        telemetry.count(f"connector.{channel}.failed", kind=kind, stage="delivery")
 
 
 def reply(event_id: str, fields: dict[str, Any], accounts: TableAccounts) -> str:

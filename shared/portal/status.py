@@ -78,6 +78,21 @@ class NumberStatus(BaseModel):
     opt_outs: int = 0
 
 
+class EmailStatus(BaseModel):
+    """The organization's emails next to its texts: the sender and delivery over 24 hours and 7 days."""
+
+    sender: str
+    sent_24h: int = 0
+    delivered_24h: int = 0
+    delivery_rate_24h: float | None = None
+    sent_7d: int = 0
+    delivered_7d: int = 0
+    delivery_rate_7d: float | None = None
+    failed_7d: int = 0
+    opted_out_7d: int = 0
+    delivery: Check
+
+
 class Problem(BaseModel):
     item: str
     detail: str
@@ -89,6 +104,7 @@ class StatusReport(BaseModel):
     ok: bool
     endpoints: list[EndpointStatus]
     numbers: list[NumberStatus]
+    email: EmailStatus
     licence: Check
     problems: list[Problem] = Field(default_factory=list)
 
@@ -219,6 +235,30 @@ def number_status(number: str, linked: list[str], verification: str, messages: l
                         delivery=delivery, opt_outs=opt_outs)
 
 
+def email_status(sender: str, emailing: bool, messages: list[dict[str, Any]], now: datetime) -> EmailStatus:
+    """The emails of the last 7 days: delivery rates (red below 80 %, like a number's) and the sender."""
+    day = [m for m in messages if m["sent_at"] >= now - timedelta(days=1)]
+    delivered = [m for m in messages if m.get("status") == "delivered"]
+    delivered_day = [m for m in day if m.get("status") == "delivered"]
+    rate_day, rate_week = _rate(len(delivered_day), len(day)), _rate(len(delivered), len(messages))
+    low = [rate for rate in (rate_day, rate_week) if rate is not None and rate < LOW_DELIVERY_RATE]
+    if emailing and not sender:
+        delivery = Check(ok=False, detail="A FHIR base URL sends by email, but no sender address is set.",
+                         what_to_do="Set EMAIL_SENDER_ADDRESS (the Bicep deployment sets it when it links an "
+                         "email domain to Azure Communication Services); until then those patients get nothing.")
+    elif low:
+        delivery = Check(ok=False, detail=f"{len(delivered)} of {len(messages)} emails delivered in the last 7 days.",
+                         what_to_do="Most emails bounce or are filtered: check the sender domain's DNS records "
+                         "(SPF, DKIM) in Azure Communication Services and the failed emails in the messages report.")
+    else:
+        delivery = Check(ok=True, detail="No emails in the last 7 days." if not messages else
+                         f"{len(delivered)} of {len(messages)} emails delivered in the last 7 days.")
+    return EmailStatus(sender=sender, sent_24h=len(day), delivered_24h=len(delivered_day), delivery_rate_24h=rate_day,
+                       sent_7d=len(messages), delivered_7d=len(delivered), delivery_rate_7d=rate_week,
+                       failed_7d=len([m for m in messages if m.get("status") == "failed"]),
+                       opted_out_7d=len([m for m in messages if m.get("status") == "opted_out"]), delivery=delivery)
+
+
 def licence_check(tenant_id: str) -> Check:
     def probe() -> Check:
         state = licence_state(tenant_id)
@@ -252,7 +292,12 @@ def status_report(tenant_id: str, now: datetime, accounts: TableAccounts | None 
                 next_run=upcoming if sms_on else None, cerner=cerner, smart=smart, teams_access=teams,
                 patient_link=patient_link_check(config, tenant_id, endpoint)))
         numbers = _numbers(accounts, tenant_id, region, endpoints, now)
-        report = StatusReport(generated_at=now, ok=True, endpoints=rows, numbers=numbers, licence=licence.result())
+        emails = [m for m in MessageLog(accounts).between(region, [e.id for e in endpoints], now - timedelta(days=7),
+                                                          now + timedelta(minutes=1)) if m.get("channel") == "email"]
+        email = email_status(get_settings().email_sender_address,
+                             any(e.channel != "sms" for e in endpoints if e.departments), emails, now)
+        report = StatusReport(generated_at=now, ok=True, endpoints=rows, numbers=numbers, email=email,
+                              licence=licence.result())
     report.problems = problems(report)
     report.ok = not report.problems
     return report
@@ -293,6 +338,9 @@ def problems(report: StatusReport) -> list[Problem]:
             if not check.ok:
                 found.append(Problem(item=f"{number.number}: {label}", detail=check.detail,
                                      what_to_do=check.what_to_do))
+    if not report.email.delivery.ok:
+        found.append(Problem(item="Email: delivery", detail=report.email.delivery.detail,
+                             what_to_do=report.email.delivery.what_to_do))
     if not report.licence.ok:
         found.append(Problem(item="Licence", detail=report.licence.detail, what_to_do=report.licence.what_to_do))
     return found

@@ -26,6 +26,8 @@ TYPES = ("confirmation", "reminder", "link", "notice")
 TYPE_OF_KIND = {"confirmation": "confirmation", "reminder": "reminder", "link": "link",
                 "reschedule": "notice", "cancellation": "notice"}
 STATUSES = ("delivered", "sent", "failed", "opted_out")
+CHANNELS = ("sms", "email")
+CHANNEL_LABELS = {"sms": "Text (SMS)", "email": "Email"}
 STATUS_LABELS = {"delivered": "Delivered", "sent": "Sent, no delivery report yet", "failed": "Failed",
                  "opted_out": "Opted out"}
 TYPE_LABELS = {"confirmation": "Confirmation", "reminder": "Reminder", "link": "Link", "notice": "Notice"}
@@ -61,6 +63,7 @@ class SmsReport(BaseModel):
     rows: list[Counts]
     per_day: list[DayTotals]
     by_type: dict[str, dict[str, int]]
+    by_channel: dict[str, dict[str, int]]
 
 
 def _status(row: dict) -> str:
@@ -77,6 +80,7 @@ def summarize(messages: list[dict], start: datetime, end: datetime, days: int) -
         day += timedelta(days=1)
     rows: dict[tuple[str, str, str], Counts] = {}
     by_type = {kind: dict.fromkeys(STATUSES, 0) for kind in TYPES}
+    by_channel = {channel: dict.fromkeys(STATUSES, 0) for channel in CHANNELS}
     for message in messages:
         sent_day = message["sent_at"].astimezone(UTC).date().isoformat()
         kind, channel, status = TYPE_OF_KIND.get(str(message.get("kind")), "notice"), \
@@ -86,10 +90,11 @@ def summarize(messages: list[dict], start: datetime, end: datetime, days: int) -
         if sent_day in per_day:
             setattr(per_day[sent_day], status, getattr(per_day[sent_day], status) + 1)
         by_type[kind][status] += 1
+        by_channel.setdefault(channel, dict.fromkeys(STATUSES, 0))[status] += 1
     ordered = sorted(rows.values(), key=lambda r: (r.day, r.channel, TYPES.index(r.type)), reverse=False)
     return SmsReport(days=days, start=start.astimezone(UTC), end=end.astimezone(UTC),
                      channels=sorted({r.channel for r in ordered} or {"sms"}), rows=ordered,
-                     per_day=list(per_day.values()), by_type=by_type)
+                     per_day=list(per_day.values()), by_type=by_type, by_channel=by_channel)
 
 
 def sms_report(tenant_id: str, days: int, now: datetime, accounts: TableAccounts | None = None, *,
@@ -113,6 +118,14 @@ def as_csv(report: SmsReport) -> str:
     return "\ufeff" + out.getvalue()
 
 
+def as_html(report: SmsReport, caller: auth.Caller, environment: str = "") -> str:
+    """The report page: texts and emails side by side, the chart with its table, the range and filter form."""
+    return render("report_sms.html", report=report, caller=caller, path=SMS_REPORT_PATH, ranges=RANGES,
+                  types=TYPES, type_labels=TYPE_LABELS, channel_labels=CHANNEL_LABELS, statuses=STATUSES,
+                  status_labels=STATUS_LABELS, environment=environment, timedelta=timedelta,
+                  peak=max([d.total for d in report.per_day] + [1]))
+
+
 def sms_report_view(credentials: auth.Credentials, params: dict[str, str], output: str,
                     now: datetime | None = None) -> Rendered:
     """The SMS report as a page, JSON or CSV, for every portal role (like the usage report)."""
@@ -129,7 +142,5 @@ def sms_report_view(credentials: auth.Credentials, params: dict[str, str], outpu
     if output == "csv":
         name = f"virtual-visits-sms-{report.start:%Y-%m-%d}-to-{report.end:%Y-%m-%d}.csv"
         return Rendered(as_csv(report), "text/csv", {"Content-Disposition": f'attachment; filename="{name}"'})
-    html = render("report_sms.html", report=report, caller=caller, path=SMS_REPORT_PATH, ranges=RANGES,
-                  types=TYPES, type_labels=TYPE_LABELS, statuses=STATUSES, status_labels=STATUS_LABELS,
-                  environment=environment, peak=max([d.total for d in report.per_day] + [1]))
-    return Rendered(html, "text/html", {"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+    return Rendered(as_html(report, caller, environment), "text/html",
+                    {"Content-Security-Policy": CONTENT_SECURITY_POLICY})

@@ -15,6 +15,8 @@ from shared.storage.accounts import TableAccounts
 from shared.storage.schema import check_entity
 
 TABLE = "ledger"
+INDEX_KIND = "message_index"
+INDEX_ROW = "notification"
 
 
 def day_partition(endpoint_id: str, day: datetime) -> str:
@@ -75,8 +77,39 @@ class LedgerRepository:
                         "kind": kind},
         ))
 
+    def index_message(self, region: Region, message_id: str, partition: str, row: str,
+                      appointment_end: datetime) -> None:
+        """Record which notification row an ACS message id belongs to, in the row's own region account."""
+        entity = {"PartitionKey": index_partition(message_id), "RowKey": INDEX_ROW, "Kind": INDEX_KIND,
+                  "ledger_partition": partition, "ledger_row": row, "appointment_end": appointment_end}
+        check_entity(TABLE, entity)
+        from azure.data.tables import UpdateMode  # the Tables SDK loads with the first table client, not on cold start
+
+        self._table(region).upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def unindex_message(self, region: Region, message_id: str) -> None:
+        """Forget a message id's index row (its row was purged, or a new generation replaced the id)."""
+        with contextlib.suppress(ResourceNotFoundError):
+            self._table(region).delete_entity(index_partition(message_id), INDEX_ROW)
+
     def by_message_id(self, regions: tuple[Region, ...], message_id: str) -> tuple[Region, dict[str, Any]] | None:
-        """The region and notification row that recorded an ACS message id (email reports carry no tag)."""
+        """The region and notification row that recorded an ACS message id (email reports carry no tag).
+
+        A point read of the message's index row per region; rows sent before the index existed are found by the
+        query of old. An index row whose notification row now carries another id (a later generation) or is gone
+        finds nothing, as the query would."""
+        if not message_id:
+            return None
+        for region in regions:
+            index = entities.get(self._table(region), index_partition(message_id), INDEX_ROW)
+            if index is not None:
+                row = self.get(region, index["ledger_partition"], index["ledger_row"])
+                return (region, row) if row is not None and row.get("message_id") == message_id else None
+        return self.query_by_message_id(regions, message_id)
+
+    def query_by_message_id(self, regions: tuple[Region, ...],
+                            message_id: str) -> tuple[Region, dict[str, Any]] | None:
+        """The fallback: a query per region for the notification row with this message id."""
         for region in regions:
             rows = self._table(region).query_entities(
                 "Kind eq 'notification' and message_id eq @m", parameters={"m": message_id}, results_per_page=1)
@@ -101,7 +134,15 @@ class LedgerRepository:
             with contextlib.suppress(ResourceNotFoundError):  # an overlapping run purged it first
                 table.delete_entity(row["PartitionKey"], row["RowKey"])
                 count += 1
+            if row.get("channel") == "email" and row.get("message_id"):
+                self.unindex_message(region, row["message_id"])
         return count
+
+
+def index_partition(message_id: str) -> str:
+    """The index row's partition: one per message id, so the lookup is a point read (never in an endpoint's range,
+    which starts with the endpoint id)."""
+    return f"msgid:{message_id}"
 
 
 def message_tag(partition: str, row: str) -> str:

@@ -43,6 +43,9 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
         }),
         # An SMS opt-out (STOP) per sending number and recipient, both as keyed hashes.
         "optout": frozenset({"status", "updated_at", "event_id"}),
+        # ACS message id (an email's send operation id, a UUID) → its notification row, so an email delivery report
+        # (which carries no tag) finds the row with a point read. Opaque keys and a time only.
+        "message_index": frozenset({"ledger_partition", "ledger_row", "appointment_end"}),
     },
     "usage": {
         "visit": frozenset({

@@ -2,10 +2,14 @@
 
 bicep-types-az is generated from the Azure REST API specs and is what the Bicep compiler itself type-checks with;
 each `generated/<provider>/<namespace>/<version>/types.md` names its resource types as `## Resource <type>@<version>`.
-Regenerate the committed list (tests/infra/data/api-versions.json) from a clone of that repository:
+Regenerate the committed list (tests/infra/data/api-versions.json) from a clone of that repository; a bare clone
+(or mirror) works as well, since only `git grep HEAD` and `git log` read it:
 
     git clone --filter=blob:none https://github.com/Azure/bicep-types-az /tmp/bicep-types-az
     .venv/bin/python -m tests.infra.api_versions /tmp/bicep-types-az
+
+The data file records the commit it was generated from (`commit`, `commit_date`); every entry comes from the
+generated types, none is added by hand.
 """
 
 from __future__ import annotations

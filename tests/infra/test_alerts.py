@@ -19,10 +19,10 @@ def test_every_metric_the_alerts_and_workbook_query_is_one_the_app_emits():
     assert emitted_and_shown == set(METRICS), "the workbook shows every metric"
 
 
-def test_the_four_alerts_of_the_issue_route_to_the_e_mail_action_group(bicep: dict[str, dict[str, Any]]):
+def test_the_alerts_of_the_issue_route_to_the_e_mail_action_group(bicep: dict[str, dict[str, Any]]):
     rules = bicep["modules/alerts.bicep"]["variables"]["rules"]["value"]
     assert {rule["name"] for rule in rules} == {"reminders-failing", "sms-delivery-failures",
-                                                "cerner-graph-failures", "health-503"}
+                                                "email-delivery-failures", "cerner-graph-failures", "health-503"}
     assert "emailAddress: alertEmail" in ALERTS and "actionGroup.id" in ALERTS
     assert "top 3 by TimeGenerated" in ALERTS and "failurePercent" in ALERTS and '"fhir", "smart", "graph"' in ALERTS
     assert 'ResultCode == "503"' in ALERTS
@@ -31,3 +31,15 @@ def test_the_four_alerts_of_the_issue_route_to_the_e_mail_action_group(bicep: di
 def test_main_creates_the_alerts_only_with_an_e_mail_and_on_the_telemetry_workspace():
     assert "module alerts 'modules/alerts.bicep' = if (!empty(alertEmail))" in MAIN
     assert "workspaceId: monitoring.outputs.workspaceId" in MAIN
+
+
+def test_the_email_failure_rate_alert_reads_email_delivery_reports_like_the_sms_one(bicep: dict[str, dict[str, Any]]):
+    rules = {rule["name"]: rule for rule in bicep["modules/alerts.bicep"]["variables"]["rules"]["value"]}
+    variables = bicep["modules/alerts.bicep"]["variables"]
+    sms, email = rules["sms-delivery-failures"], rules["email-delivery-failures"]
+    assert {k: v for k, v in email.items() if k not in ("name", "displayName", "description", "query")} == {
+        k: v for k, v in sms.items() if k not in ("name", "displayName", "description", "query")}
+    email_query = variables["emailDeliveryQuery"]["value"]
+    assert '"connector.email.delivered", "connector.email.failed"' in email_query
+    assert "connector.sms" not in email_query and 'Properties.stage) != "send"' in email_query
+    assert email_query == variables["deliveryQuery"]["value"].replace("connector.sms.", "connector.email.")

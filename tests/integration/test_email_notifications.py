@@ -29,6 +29,7 @@ from shared.notifications import run_notifications
 from shared.notifications.optouts import email_key, email_scope, optout_partition, phone_key
 from shared.sms.phone import to_e164
 from shared.storage.config import ConfigRepository
+from shared.storage.ledger import INDEX_ROW, index_partition
 from tests.integration.reminders_world import AppSettings, Site, open_site
 
 NUMBER = "+18335550177"
@@ -182,6 +183,20 @@ def test_delivery_reports_reach_the_ledger_without_identifying_anyone(world, fir
     assert {r["detail"] for r in rows if r["status"] == "skipped"} == {"texted_instead"}
     text = " ".join(str(v) for r in rows for v in r.values())
     assert not [a for a in (HOME_ONLY, WITH_MOBILE, LEAVING, SUPPRESSED, STOPPED, "example.org") if a in text]
+
+
+def test_each_email_is_indexed_by_its_send_operation_for_a_point_read_and_the_index_names_no_one(world, first_runs,
+                                                                                                 accounts):
+    rows = [r for r in ledger_rows(accounts, world["site"].endpoint.id)
+            if r.get("channel") == "email" and r["status"] != "skipped"]
+    operations = set(world["acs"].mail.operations)
+    assert len(rows) == 4 and {r["message_id"] for r in rows} <= operations, "the ids ACS knows the emails by"
+    table = accounts.table("ledger", "americas")
+    for row in rows:
+        index = table.get_entity(index_partition(row["message_id"]), INDEX_ROW)
+        assert (index["ledger_partition"], index["ledger_row"]) == (row["PartitionKey"], row["RowKey"])
+        assert set(index) == {"PartitionKey", "RowKey", "Kind", "ledger_partition", "ledger_row", "appointment_end"}
+        assert not [a for a in (HOME_ONLY, LEAVING, SUPPRESSED, STOPPED, "example.org") if a in str(dict(index))]
 
 
 def test_the_patient_joins_from_the_email(world, first_runs, sandbox):

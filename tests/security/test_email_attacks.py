@@ -12,7 +12,7 @@ from sandbox import config
 from shared.notifications.events import handle_sms_event
 from shared.notifications.unsubscribe import PURPOSE, unsubscribe_url
 from shared.storage.config import ConfigRepository, endpoint_id_for
-from shared.storage.ledger import LedgerRepository, day_partition
+from shared.storage.ledger import LedgerRepository, day_partition, index_partition
 from shared.tokens import sealer
 from tests.integration.reminders_world import AppSettings
 
@@ -91,3 +91,29 @@ def test_a_delivery_report_from_another_sender_changes_nothing(sandbox, accounts
     assert outcome == "not_ours"
     assert ledger.get("americas", partition, row)["status"] == "sent"
     assert optout_rows(accounts) == before, "no opt-out recorded for the named recipient"
+
+
+@pytest.mark.parametrize("message_id", [
+    "../ledger(PartitionKey='x',RowKey='y')", "6f1f3d1e-0000-4000-8000-00000000beef/../x", "a'b", "a#b", "a?b=c",
+    "x" * 65,
+])
+def test_a_delivery_report_with_a_message_id_shaped_to_address_another_row_changes_nothing(sandbox, accounts,
+                                                                                           demo_endpoint,
+                                                                                           message_id):
+    """An EmailDeliveryReportReceived whose messageId carries key or path characters to reach another ledger row."""
+    ledger = LedgerRepository(accounts)
+    start = datetime.now(UTC) + timedelta(days=2)
+    partition, row, ours = day_partition(demo_endpoint, start), "e" * 32, "6f1f3d1e-0000-4000-8000-00000000beef"
+    ledger.create("americas", partition, row, {"kind": "confirmation", "status": "sent", "channel": "email",
+                                               "message_id": ours, "appointment_end": start})
+    ledger.index_message("americas", ours, partition, row, start)
+    before = optout_rows(accounts)
+    outcome = handle_sms_event(f"evt-shaped-{abs(hash(message_id))}",
+                               "Microsoft.Communication.EmailDeliveryReportReceived", {
+                                   "sender": config.EMAIL_SENDER_ADDRESS, "recipient": ADDRESS,
+                                   "messageId": message_id, "status": "Suppressed"}, config.ACS_RESOURCE_ID, accounts)
+    assert outcome == "ignored"
+    assert ledger.get("americas", partition, row)["status"] == "sent"
+    assert optout_rows(accounts) == before, "no opt-out recorded for the named recipient"
+    table = accounts.table("ledger", "americas")
+    assert not list(table.query_entities("PartitionKey eq @p", parameters={"p": index_partition(message_id)}))

@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 import pytest
 
 from sandbox import config
-from shared.notifications.events import DELIVERY_REPORT, RECEIVED, handle_sms_event
+from shared.notifications.events import DELIVERY_REPORT, EMAIL_DELIVERY_REPORT, RECEIVED, handle_sms_event
 from shared.notifications.optouts import OptOutStore, optout_partition, optout_partitions, phone_keys
 from shared.runtime import reset_process_state
 from shared.settings import get_settings
 from shared.storage.accounts import TableAccounts
 from shared.storage.config import ConfigRepository, FhirEndpoint
-from shared.storage.ledger import LedgerRepository, day_partition, message_tag
+from shared.storage.ledger import INDEX_ROW, LedgerRepository, day_partition, index_partition, message_tag
 
 # Shapes of the documented Event Grid samples (eventgrid-acs-sms-deliveryreport-event.json, -received-event.json).
 DELIVERY_SAMPLE = {
@@ -31,6 +31,7 @@ RECEIVED_SAMPLE = {
     "ReceivedTimestamp": "2020-09-18T00:27:45.32Z",
 }
 PATIENT = "+13125550142"
+SENDER = "DoNotReply@sandbox.azurecomm.net"
 TOPIC = config.ACS_RESOURCE_ID
 
 
@@ -165,3 +166,108 @@ def test_only_the_keywords_acs_documents_change_the_opt_out(accounts, endpoint):
     unstop = reply(endpoint, "UNSTOP", "2026-06-10T11:00:00Z")
     assert handle_sms_event("kw-2", RECEIVED, unstop, TOPIC, accounts) == "opted_in"
     assert not store.opted_out("emea", endpoint.sms_number)
+
+
+@pytest.fixture()
+def email_sender(monkeypatch, accounts, azurite_settings) -> str:
+    """Our sender address, and the region accounts an email report is looked up in (it names no region)."""
+    monkeypatch.setenv("EMAIL_SENDER_ADDRESS", SENDER)
+    for region in ("americas", "emea", "apac"):
+        monkeypatch.setenv(f"TABLE_ENDPOINT_{region.upper()}", azurite_settings.region_endpoint(region))
+    reset_process_state()
+    return SENDER
+
+
+def emailed_row(accounts, endpoint: FhirEndpoint, *, indexed: bool) -> tuple[str, str, str]:
+    """An email's notification row (and, as the courier now writes it, its index row; rows of old had none)."""
+    ledger, end = LedgerRepository(accounts), datetime(2026, 6, 10, 16, tzinfo=UTC)
+    partition, row, message_id = day_partition(endpoint.id, end), uuid.uuid4().hex, str(uuid.uuid4())
+    ledger.create("emea", partition, row, {"kind": "reminder", "status": "sent", "channel": "email",
+                                           "message_id": message_id, "appointment_end": end})
+    if indexed:
+        ledger.index_message("emea", message_id, partition, row, end)
+    return partition, row, message_id
+
+
+def email_report(message_id: str, status: str = "Delivered") -> dict:
+    """The documented EmailDeliveryReportReceived data, camelCase as Event Grid sends it."""
+    return {"sender": SENDER, "recipient": "patient@example.org", "messageId": message_id, "status": status,
+            "deliveryStatusDetails": {"statusMessage": "No error."},
+            "deliveryAttemptTimeStamp": "2026-06-10T15:01:02.1234567Z"}
+
+
+def test_an_email_report_finds_its_row_through_the_index_and_the_index_holds_no_one(accounts, endpoint,
+                                                                                    email_sender):
+    partition, row, message_id = emailed_row(accounts, endpoint, indexed=True)
+    index = accounts.table("ledger", "emea").get_entity(index_partition(message_id), INDEX_ROW)
+    assert {k: v for k, v in index.items() if k not in ("appointment_end",)} == {
+        "PartitionKey": f"msgid:{message_id}", "RowKey": INDEX_ROW, "Kind": "message_index",
+        "ledger_partition": partition, "ledger_row": row}
+    assert handle_sms_event("em-1", EMAIL_DELIVERY_REPORT, email_report(message_id), TOPIC, accounts) == "delivered"
+    assert LedgerRepository(accounts).get("emea", partition, row)["status"] == "delivered"
+
+
+class WatchedAccounts(TableAccounts):
+    """The same Azurite accounts, noting which table operations the ledger's tables are asked for."""
+
+    def __init__(self, settings) -> None:
+        super().__init__(settings)
+        self.operations: list[str] = []
+
+    def table(self, name, region=None):
+        client, operations = super().table(name, region), self.operations
+
+        class Watched:
+            def __getattr__(self, attribute):
+                if name == "ledger":
+                    operations.append(attribute)
+                return getattr(client, attribute)
+
+        return Watched()
+
+
+def test_an_indexed_email_report_reads_points_and_queries_nothing(accounts, endpoint, email_sender,
+                                                                  azurite_settings):
+    _, _, message_id = emailed_row(accounts, endpoint, indexed=True)
+    watched = WatchedAccounts(azurite_settings)
+    assert handle_sms_event("em-p", EMAIL_DELIVERY_REPORT, email_report(message_id), TOPIC, watched) == "delivered"
+    assert "query_entities" not in watched.operations and "get_entity" in watched.operations, watched.operations
+    _, _, old_id = emailed_row(accounts, endpoint, indexed=False)
+    watched.operations.clear()
+    assert handle_sms_event("em-q", EMAIL_DELIVERY_REPORT, email_report(old_id), TOPIC, watched) == "delivered"
+    assert "query_entities" in watched.operations, "a row of old is found by the query"
+
+
+def test_an_email_sent_before_the_index_existed_is_still_found_by_the_query(accounts, endpoint, email_sender):
+    partition, row, message_id = emailed_row(accounts, endpoint, indexed=False)
+    assert handle_sms_event("em-2", EMAIL_DELIVERY_REPORT, email_report(message_id, "Bounced"), TOPIC,
+                            accounts) == "failed"
+    assert LedgerRepository(accounts).get("emea", partition, row)["status"] == "failed"
+
+
+def test_an_index_row_naming_a_row_of_another_message_id_changes_nothing(accounts, endpoint, email_sender):
+    partition, row, _ = emailed_row(accounts, endpoint, indexed=True)
+    earlier_id = str(uuid.uuid4())  # an earlier generation's id, its index left behind by a crash
+    LedgerRepository(accounts).index_message("emea", earlier_id, partition, row, datetime(2026, 6, 10, tzinfo=UTC))
+    assert handle_sms_event("em-3", EMAIL_DELIVERY_REPORT, email_report(earlier_id, "Failed"), TOPIC,
+                            accounts) == "unknown_row"
+    assert LedgerRepository(accounts).get("emea", partition, row)["status"] == "sent"
+
+
+def test_purging_an_emails_row_purges_its_index_row(accounts, endpoint):
+    partition, row, message_id = emailed_row(accounts, endpoint, indexed=True)
+    assert LedgerRepository(accounts).purge_before("emea", endpoint.id, datetime(2026, 6, 11, tzinfo=UTC)) == 1
+    table = accounts.table("ledger", "emea")
+    assert not list(table.query_entities("PartitionKey eq @p", parameters={"p": index_partition(message_id)}))
+    assert LedgerRepository(accounts).get("emea", partition, row) is None
+
+
+def test_email_delivery_reports_are_counted_under_the_email_metrics_once(accounts, endpoint, email_sender,
+                                                                         telemetry):
+    delivered, failed = emailed_row(accounts, endpoint, indexed=True), emailed_row(accounts, endpoint, indexed=True)
+    for event_id, (_, _, message_id), status in (("em-d", delivered, "Delivered"), ("em-d", delivered, "Delivered"),
+                                                 ("em-f", failed, "Bounced")):
+        handle_sms_event(event_id, EMAIL_DELIVERY_REPORT, email_report(message_id, status), TOPIC, accounts)
+    assert telemetry.value("connector.email.delivered", kind="reminder") == 1
+    assert telemetry.value("connector.email.failed", kind="reminder", stage="delivery") == 1
+    assert telemetry.value("connector.sms.delivered", kind="reminder") == 0

@@ -46,6 +46,7 @@ class FakeLedger:
 
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self.index: dict[str, tuple[str, str]] = {}  # message id -> (partition, row)
         self._etags = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -68,6 +69,14 @@ class FakeLedger:
         with self._lock:
             current = self.rows.get((partition, row))
             return dict(current) if current else None
+
+    def index_message(self, region, message_id, partition, row, appointment_end):
+        with self._lock:
+            self.index[message_id] = (partition, row)
+
+    def unindex_message(self, region, message_id):
+        with self._lock:
+            self.index.pop(message_id, None)
 
     def as_ledger_row(self, partition: str, row: str) -> LedgerRow:
         """The row as the next run's planning reads it."""
@@ -346,3 +355,62 @@ def test_an_email_goes_once_with_its_id_claimed_before_sending_and_retries_reuse
     assert row["status"] == "sent" and row["channel"] == "email" and row["message_id"] == first["id"]
     assert courier(ledger, sms, send_mail=email).deliver(message) == "in_flight", "a second run gets no claim"
     assert len(email.calls) == 2
+
+
+def email_keys(monkeypatch) -> None:
+    """A public URL refuses the published sandbox keys: this deployment has keys of its own."""
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://connector.example")
+    monkeypatch.setenv("SEAL_KEYS", "k1:" + base64.b64encode(bytes(range(32))).decode())
+    monkeypatch.setenv("HASH_KEY", base64.b64encode(bytes(range(32, 64))).decode())
+    reset_process_state()
+
+
+def test_an_email_is_indexed_by_its_message_id_before_it_goes_and_a_new_generation_replaces_the_index(monkeypatch):
+    email_keys(monkeypatch)
+    ledger, indexed_when_sent = FakeLedger(), []
+
+    class Watching(FakeEmail):
+        """Notes what the index holds at the moment each email goes to ACS."""
+
+        def __call__(self, sender, to, content, *, repeatability_id, first_sent):
+            indexed_when_sent.append(dict(ledger.index))
+            return super().__call__(sender, to, content, repeatability_id=repeatability_id, first_sent=first_sent)
+
+    watching = Watching()
+    message = email_outbound(appointment(120))
+    row_key = ("ep-20260610", "row-email-" + message.appointment.id)
+    assert courier(ledger, FakeAcs(), send_mail=watching).deliver(message) == "sent"
+    first_id = repeatability_id(message.tag, 0)
+    assert indexed_when_sent == [{first_id: row_key}], "a report arriving before the send is recorded finds its row"
+
+    stale = replace(ledger.as_ledger_row(*row_key), status="retry")
+    again = replace(message, send=Send(message.send.slot, row_key[1], existing=stale, new_generation=True))
+    assert courier(ledger, FakeAcs(), send_mail=watching).deliver(again) == "sent"
+    second_id = repeatability_id(message.tag, 1)
+    assert ledger.index == {second_id: row_key}, "the first generation's id no longer finds the row"
+    assert ledger.get("americas", *row_key)["message_id"] == second_id
+
+
+def test_a_text_is_not_indexed(monkeypatch):
+    ledger = FakeLedger()
+    assert courier(ledger, FakeAcs()).deliver(outbound(appointment(180))) == "sent"
+    assert ledger.index == {}, "texts carry their tag back; only emails need the index"
+
+
+def test_emails_are_counted_sent_failed_and_throttled_under_their_own_metrics(monkeypatch, telemetry):
+    email_keys(monkeypatch)
+    ledger = FakeLedger()
+    email = FakeEmail("ok", SendOutcome(False, "", 400, "Invalid recipient"), SmsThrottled(30.0))
+    for minutes, appointment_id in ((120, "1"), (130, "2"), (140, "3")):
+        courier(ledger, FakeAcs(), send_mail=email).deliver(email_outbound(appointment(minutes, appointment_id)))
+    assert telemetry.value("connector.email.sent", kind="confirmation") == 1
+    assert telemetry.value("connector.email.failed", kind="confirmation", stage="send") == 1
+    assert telemetry.value("connector.email.throttled", kind="confirmation") == 1
+    assert telemetry.value("connector.sms.sent", kind="confirmation") == 0, "an email is not counted as a text"
+    assert telemetry.value("connector.sms.failed", kind="confirmation", stage="send") == 0
+
+
+def test_a_throttled_text_is_counted_throttled(telemetry):
+    courier(FakeLedger(), FakeAcs(SmsThrottled(12.0))).deliver(outbound(appointment(180)))
+    assert telemetry.value("connector.sms.throttled", kind="confirmation") == 1
+    assert telemetry.value("connector.sms.sent", kind="confirmation") == 0

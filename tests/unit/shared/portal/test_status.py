@@ -61,10 +61,29 @@ def test_every_red_item_is_a_problem_with_what_to_do():
     green = status.Check(ok=True, detail="fine")
     endpoint = status.EndpointStatus(id="e", name="Test", environment="test", sms_on=True, last_run_check=red,
                                      cerner=green, smart=green, teams_access=red, patient_link=green)
-    report = status.StatusReport(generated_at=NOW, ok=True, endpoints=[endpoint], numbers=[], licence=green)
+    email = status.email_status("DoNotReply@x.azurecomm.net", True, [message("failed", 1)], NOW)
+    report = status.StatusReport(generated_at=NOW, ok=True, endpoints=[endpoint], numbers=[], email=email,
+                                 licence=green)
     found = status.problems(report)
-    assert [p.item for p in found] == ["Test: Last reminder run", "Test: Teams access"]
+    assert [p.item for p in found] == ["Test: Last reminder run", "Test: Teams access", "Email: delivery"]
     assert all(p.what_to_do for p in found)
+
+
+def test_email_delivery_is_counted_like_a_numbers_with_failures_and_opt_outs_apart():
+    messages = [message("delivered", 1), message("failed", 2), message("opted_out", 30), message("delivered", 100),
+                message("sent", 3)]
+    email = status.email_status("DoNotReply@x.azurecomm.net", True, messages, NOW)
+    assert (email.sent_24h, email.delivered_24h, email.delivery_rate_24h) == (3, 1, 0.333)
+    assert (email.sent_7d, email.delivered_7d, email.failed_7d, email.opted_out_7d) == (5, 2, 1, 1)
+    assert not email.delivery.ok and "DKIM" in email.delivery.what_to_do
+    good = status.email_status("DoNotReply@x.azurecomm.net", True, [message("delivered", 1)], NOW)
+    assert good.delivery.ok and good.delivery_rate_7d == 1.0
+
+
+def test_an_endpoint_sending_email_without_a_sender_address_is_red_and_no_email_at_all_is_green():
+    unsent = status.email_status("", True, [], NOW)
+    assert not unsent.delivery.ok and "EMAIL_SENDER_ADDRESS" in unsent.delivery.what_to_do
+    assert status.email_status("", False, [], NOW).delivery.ok, "nobody sends by email: nothing to fix"
 
 
 def test_the_next_run_follows_the_ncrontab_schedule():

@@ -63,3 +63,32 @@ def test_csv_has_one_header_and_the_same_counts():
 def test_the_view_needs_a_portal_session():
     with pytest.raises(NotSignedIn):
         sms.sms_report_view(auth.Credentials(None), {}, "json")
+
+
+def test_texts_and_emails_are_counted_side_by_side_by_status():
+    counted = sms.summarize([*MESSAGES, message("reminder", "delivered", 0, channel="email"),
+                             message("confirmation", "failed", 1, channel="email")],
+                            T0 - timedelta(days=7), T0 + timedelta(hours=1), 7)
+    assert counted.by_channel["email"] == {"delivered": 1, "sent": 0, "failed": 1, "opted_out": 0}
+    assert sum(counted.by_channel["sms"].values()) == len(MESSAGES)
+    assert list(sms.summarize([], T0 - timedelta(days=7), T0, 7).by_channel) == ["sms", "email"], "both, even at 0"
+
+
+CALLER = auth.Caller("tenant", "oid", "Alex Wilber", "Reports Reader", "csrf")
+
+
+def test_the_page_shows_emails_next_to_texts_in_a_table_with_headers():
+    counted = sms.summarize([*MESSAGES, message("reminder", "delivered", 0, channel="email")],
+                            T0 - timedelta(days=7), T0 + timedelta(hours=1), 7)
+    page = " ".join(sms.as_html(counted, CALLER).split())
+    channels = page.split('id="channels-caption"', 1)[1].split("</table>", 1)[0]
+    assert '<th scope="row">Text (SMS)</th><td>3</td><td>2</td><td>1</td><td>1</td><td>7</td>' in channels
+    assert '<th scope="row">Email</th><td>1</td><td>0</td><td>0</td><td>0</td><td>1</td>' in channels
+    assert "<td>Email</td>" in page, "the per-day rows name the channel in words"
+
+
+def test_a_custom_range_shows_its_last_day_not_the_day_after():
+    start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)  # to=2026-11-30, included
+    page = sms.as_html(sms.summarize([], start, end, 30), CALLER, "production")
+    assert 'name="from" value="2026-11-01"' in page and 'name="to" value="2026-11-30"' in page
+    assert '<option value="production" selected>' in page and 'name="department"' not in page

@@ -399,3 +399,26 @@ def test_the_page_draws_titled_svg_charts_with_table_alternatives_and_no_script(
     assert 'data-day="2025-03-04" data-completed="1" data-no-show="1" data-pending="0"' in page
     assert "<script" not in page and "http" not in page.split("<svg", 1)[1].split("</svg>", 1)[0].replace(
         "http://www.w3.org", "")
+
+
+def test_the_usage_and_sms_reports_share_one_range_and_filter_form_the_usage_one_with_departments():
+    import re
+
+    from shared.reports import sms
+
+    caller = auth.Caller(TENANT, "oid", "Alex Wilber", "Reports Reader", "csrf")
+    usage_page = usage.as_html(sample_report(), caller)
+    sms_report = sms.summarize([], sample_report().start, sample_report().end, sample_report().days)
+    sms_page = sms.as_html(sms_report, caller)
+
+    def form(page: str) -> list[tuple[str, str, str]]:
+        """The form's controls in order: element, type and name."""
+        found = page.split('aria-label="Custom range and filters"', 1)[1].split("</form>", 1)[0]
+        return [(tag, "".join(re.findall(r'type="(\w+)"', attributes)),
+                 "".join(re.findall(r'name="(\w+)"', attributes)))
+                for tag, attributes in re.findall(r"<(input|select|button)\b([^>]*)>", found)]
+
+    usage_controls = form(usage_page)
+    assert [c for c in usage_controls if c[2] != "department"] == form(sms_page)
+    assert usage_controls == [("input", "date", "from"), ("input", "date", "to"), ("input", "", "department"),
+                              ("select", "", "environment"), ("button", "submit", "")]
