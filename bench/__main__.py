@@ -16,9 +16,9 @@ from pathlib import Path
 from bench import bench_cold_start, bench_large_system, bench_launch_join, bench_reminders
 from bench.table import Figure, print_table, write_json
 
-SIZES = {  # (cold-start runs, appointments per endpoint in the reminder job)
-    "full": (5, bench_reminders.APPOINTMENTS_PER_SITE),
-    "tiny": (1, 4),
+SIZES = {  # cold-start runs, warm launches and taps timed, due messages per throughput run, rate-share messages
+    "full": (5, bench_launch_join.REPEATS, bench_reminders.COUNTS, bench_reminders.RATE_MESSAGES),
+    "tiny": (1, 2, (40,), 10),
 }
 LARGE_SYSTEM = {"full": bench_large_system.FULL, "tiny": bench_large_system.TINY}
 
@@ -36,13 +36,13 @@ def main() -> None:
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
-    cold_runs, per_site = SIZES[args.size]
+    cold_runs, repeats, counts, rate_messages = SIZES[args.size]
     offset = int(os.environ.get("SANDBOX_TEST_PORT_OFFSET", "0"))
     started = time.monotonic()
     figures: list[Figure] = []
     figures += bench_cold_start.run(offset=offset + 2200, runs=cold_runs)
-    figures += bench_launch_join.run(offset=offset + 2000)
-    figures += bench_reminders.run(offset=offset + 2100, per_site=per_site)
+    figures += bench_launch_join.run(offset=offset + 2000, repeats=repeats)
+    figures += bench_reminders.run(offset=offset + 2100, counts=counts, rate_messages=rate_messages)
     figures += bench_large_system.run(offset=offset + 2300, size=LARGE_SYSTEM[args.size])
     figures.append(Figure("make bench", "wall time (s)", round(time.monotonic() - started, 1)))
     print()

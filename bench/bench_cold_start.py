@@ -2,9 +2,10 @@
 
 What a cold Flex Consumption instance does before the first launch. Each side runs in a fresh Python process
 (imports cold in memory, warm on disk), several times, best run kept; both sides alternate so machine load hits
-both alike. Our health check talks to Azurite and the stand-ins, so the sandbox runs alongside.
+both alike. /api/health is liveness (no settings, no network); the app settings of a sandbox are in the
+environment all the same, as they would be in Azure.
 
-Run: .venv/bin/python -m bench.bench_cold_start   (starts its own sandbox on spare ports; prints the ratio)
+Run: .venv/bin/python -m bench.bench_cold_start   (prints the ratio)
 """
 
 from __future__ import annotations
@@ -41,8 +42,15 @@ health = next(f for f in function_app.app.get_functions() if f.get_function_name
 request = func.HttpRequest("GET", "http://localhost/api/health", headers={}, body=b"")
 response = health.get_user_function()(request)
 seconds = time.perf_counter() - started
+modules = len(sys.modules)
+# What the first provider launch then pays on the cold instance: its service's imports (0 for the bare app).
+import importlib
+loaded = time.perf_counter()
+if hasattr(function_app, "launch"):
+    importlib.import_module("shared.launch")
+first_launch_imports = time.perf_counter() - loaded
 print(json.dumps({"seconds": seconds, "import": imported, "status": response.status_code,
-                  "modules": len(sys.modules)}))
+                  "modules": modules, "first_launch_imports": first_launch_imports}))
 '''
 
 
@@ -67,18 +75,8 @@ def measure(env: dict[str, str], runs: int) -> dict[str, dict]:
 
 
 def run(offset: int, runs: int = 5) -> list[Figure]:
-    """The cold-start figures, with the sandbox (Azurite and stand-ins) the health check talks to."""
-    from sandbox.devca import make_dev_ca
-    from sandbox.run import start_sandbox
-
-    state = Path(tempfile.mkdtemp(prefix="bench-cold-"))
-    ca = make_dev_ca(state / "ca")
-    sandbox = start_sandbox(offset=offset, state_dir=state / "sandbox", ca=ca, with_host=False, seed=False)
-    try:
-        env = {**os.environ, **ca.trust_env(), **sandbox.settings_env}
-        best = measure(env, runs)
-    finally:
-        sandbox.stop()
+    """The cold-start figures, each side in fresh processes with a sandbox's app settings in the environment."""
+    best = measure({**os.environ, **config.world(offset).app_settings()}, runs)
     if best["ours"]["status"] != 200:
         raise RuntimeError(f"/api/health answered {best['ours']['status']} in the cold-start probe")
     bare, ours = best["bare"]["seconds"], best["ours"]["seconds"]
@@ -90,6 +88,11 @@ def run(offset: int, runs: int = 5) -> list[Figure]:
         Figure("cold start", "function_app ÷ bare app", round(ours / bare, 2), "≤ 1.5", ours / bare <= 1.5),
         Figure("cold start", "modules loaded: function_app ÷ bare app",
                round(best["ours"]["modules"] / best["bare"]["modules"], 2)),
+        # Lazy imports move this cost to the first launch; shown so the ratio above hides nothing.
+        Figure("cold start", "first launch on that instance: its service's imports (s)",
+               round(best["ours"]["first_launch_imports"], 3)),
+        Figure("cold start", "function_app + the launch service's imports ÷ bare app",
+               round((ours + best["ours"]["first_launch_imports"]) / bare, 2)),
     ]
 
 

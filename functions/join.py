@@ -2,8 +2,10 @@
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from functions.responses import friendly_errors, html_response, redirect_response
-from shared.join import join
+
+joining = lazy("shared.join")
 
 bp = func.Blueprint()
 
@@ -12,7 +14,7 @@ bp = func.Blueprint()
 @friendly_errors
 def patient_join(req: func.HttpRequest) -> func.HttpResponse:
     """To the Teams lobby, or a kind page in the patient's language."""
-    outcome = join(req.route_params.get("token", ""), req.headers.get("accept-language", ""))
+    outcome = joining.join(req.route_params.get("token", ""), req.headers.get("accept-language", ""))
     if outcome.location:
         return redirect_response(outcome.location)
     return html_response(outcome.html, status=outcome.status)

@@ -2,8 +2,10 @@
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from functions.responses import friendly_errors, query, redirect_response, request_cookie
-from shared.launch import LAUNCH_COOKIE, LINK_COOKIE, ProviderLaunch
+
+launch = lazy("shared.launch")
 
 bp = func.Blueprint()
 
@@ -12,7 +14,7 @@ bp = func.Blueprint()
 @friendly_errors(provider_page=True)
 def launch_provider(req: func.HttpRequest) -> func.HttpResponse:
     """PowerChart opens this with `iss` and `launch`: on to Cerner's authorize endpoint."""
-    outcome = ProviderLaunch().start(query(req))
+    outcome = launch.ProviderLaunch().start(query(req))
     return redirect_response(outcome.location, outcome.cookies)
 
 
@@ -20,7 +22,7 @@ def launch_provider(req: func.HttpRequest) -> func.HttpResponse:
 @friendly_errors(provider_page=True)
 def launch_callback(req: func.HttpRequest) -> func.HttpResponse:
     """Cerner's redirect back: on to the visit, or to the one-time Microsoft sign-in."""
-    outcome = ProviderLaunch().callback(query(req), request_cookie(req, LAUNCH_COOKIE.name))
+    outcome = launch.ProviderLaunch().callback(query(req), request_cookie(req, launch.LAUNCH_COOKIE.name))
     return redirect_response(outcome.location, outcome.cookies)
 
 
@@ -28,5 +30,5 @@ def launch_callback(req: func.HttpRequest) -> func.HttpResponse:
 @friendly_errors(provider_page=True)
 def launch_microsoft_callback(req: func.HttpRequest) -> func.HttpResponse:
     """Microsoft's redirect back after the one-time sign-in: link the EHR user, then the visit."""
-    outcome = ProviderLaunch().microsoft_callback(query(req), request_cookie(req, LINK_COOKIE.name))
+    outcome = launch.ProviderLaunch().microsoft_callback(query(req), request_cookie(req, launch.LINK_COOKIE.name))
     return redirect_response(outcome.location, outcome.cookies)

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from functions.responses import (
     friendly_errors,
     html_response,
@@ -17,8 +18,9 @@ from functions.responses import (
     wants_json,
 )
 from shared.errors import ConnectorError, NotSignedIn
-from shared.portal import auth, endpoints, licence, pages, records, sms, status
-from shared.portal.inputs import MAX_BODY_BYTES
+
+auth, endpoints, licence, pages = (lazy(f"shared.portal.{name}") for name in ("auth", "endpoints", "licence", "pages"))
+records, sms, status, inputs = (lazy(f"shared.portal.{name}") for name in ("records", "sms", "status", "inputs"))
 
 bp = func.Blueprint()
 log = logging.getLogger("connector")
@@ -40,13 +42,13 @@ def json_api(handler: Handler) -> Handler:
     return friendly_errors(wrapper)
 
 
-def credentials(req: func.HttpRequest) -> auth.Credentials:
+def credentials(req: func.HttpRequest) -> "auth.Credentials":
     return auth.Credentials(request_cookie(req, auth.SESSION_COOKIE.name), req.headers.get("x-csrf-token"))
 
 
-def form_credentials(req: func.HttpRequest) -> auth.Credentials:
+def form_credentials(req: func.HttpRequest) -> "auth.Credentials":
     """For the sign-out form, which cannot set a header: the token comes as a form field."""
-    body = req.get_body()[:MAX_BODY_BYTES].decode("utf-8", "replace")
+    body = req.get_body()[:inputs.MAX_BODY_BYTES].decode("utf-8", "replace")
     token = req.headers.get("x-csrf-token") or (parse_qs(body).get("csrf_token") or [None])[0]
     return auth.Credentials(request_cookie(req, auth.SESSION_COOKIE.name), token)
 

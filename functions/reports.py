@@ -8,12 +8,14 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from functions.responses import friendly_errors, json_response, query, redirect_response, request_cookie, wants_json
 from shared.errors import ConnectorError, NotSignedIn
-from shared.portal import auth
-from shared.reports import reconcile_attendance, usage_report_view
-from shared.reports.sms import sms_report_view
-from shared.reports.usage import REPORT_PATH
+
+auth = lazy("shared.portal.auth")
+reports = lazy("shared.reports")
+sms_reports = lazy("shared.reports.sms")
+usage_reports = lazy("shared.reports.usage")
 
 bp = func.Blueprint()
 log = logging.getLogger("connector")
@@ -26,7 +28,7 @@ SIGN_IN_PATH = "/api/portal/auth/signin"
 @friendly_errors
 def usage_report(req: func.HttpRequest) -> func.HttpResponse:
     """The usage report for 7, 30 or 90 days: a page, JSON, or a CSV download."""
-    return report_response(req, lambda credentials, params, output: usage_report_view(
+    return report_response(req, lambda credentials, params, output: reports.usage_report_view(
         credentials, params.get("days"), output, params=params))
 
 
@@ -34,10 +36,10 @@ def usage_report(req: func.HttpRequest) -> func.HttpResponse:
 @friendly_errors
 def sms_report(req: func.HttpRequest) -> func.HttpResponse:
     """Text messages by type and delivery status per day: a page, JSON, or a CSV download."""
-    return report_response(req, sms_report_view)
+    return report_response(req, sms_reports.sms_report_view)
 
 
-def report_response(req: func.HttpRequest, build: Callable[[auth.Credentials, dict, str], Any]) -> func.HttpResponse:
+def report_response(req: func.HttpRequest, build: Callable[..., Any]) -> func.HttpResponse:
     """A report as a page, JSON or CSV; signed-out browsers go to sign-in, API clients get the error as JSON."""
     params = query(req)
     output = params.get("format") or ("json" if wants_json(req) else "html")
@@ -61,12 +63,12 @@ def report_response(req: func.HttpRequest, build: Callable[[auth.Credentials, di
 def usage_report_moved(req: func.HttpRequest) -> func.HttpResponse:
     """The short address of the report; on to where the portal session cookie is sent."""
     params = urlsplit(req.url).query
-    return redirect_response(REPORT_PATH + (f"?{params}" if params else ""))
+    return redirect_response(usage_reports.REPORT_PATH + (f"?{params}" if params else ""))
 
 
 @bp.timer_trigger(schedule="0 7 * * * *", arg_name="timer", use_monitor=True, run_on_startup=False)
 def usage_reconcile(timer: func.TimerRequest) -> None:
     """Hourly: settle finished visits from Teams attendance reports (start, end, lobby wait, no-shows)."""
-    summary = reconcile_attendance(datetime.now(UTC))
+    summary = reports.reconcile_attendance(datetime.now(UTC))
     if summary.failed or summary.failed_endpoints:
         log.warning("usage reconcile left work for the next run: %s", summary)

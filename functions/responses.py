@@ -12,11 +12,14 @@ from typing import Any
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from shared import telemetry
 from shared.errors import ConnectorError
 from shared.pages import render
-from shared.settings import get_settings
-from shared.tokens import require_safe_keys, served_over_https
+
+# The settings model (pydantic-settings) loads on the first request that needs it, not at import.
+settings = lazy("shared.settings")
+tokens = lazy("shared.tokens")
 
 log = logging.getLogger("connector")
 
@@ -39,7 +42,8 @@ HSTS = "max-age=31536000; includeSubDomains"
 NO_FRAMING = "'none'"
 
 
-def with_security_headers(response: func.HttpResponse, frame_ancestors: str = "") -> func.HttpResponse:
+def with_security_headers(response: func.HttpResponse, frame_ancestors: str = "",
+                          over_https: bool | None = None) -> func.HttpResponse:
     """nosniff on everything; framed only by frame_ancestors (none if empty) unless the page says; HSTS over https."""
     headers = response.headers
     headers["X-Content-Type-Options"] = "nosniff"
@@ -49,7 +53,7 @@ def with_security_headers(response: func.HttpResponse, frame_ancestors: str = ""
         headers["Content-Security-Policy"] = f"{policy}; {directive}" if policy else directive
     if "frame-ancestors 'none'" in headers["Content-Security-Policy"]:
         headers["X-Frame-Options"] = "DENY"  # for browsers that predate frame-ancestors
-    if served_over_https():
+    if tokens.served_over_https() if over_https is None else over_https:
         headers["Strict-Transport-Security"] = HSTS
     return response
 
@@ -101,7 +105,7 @@ def friendly_errors(handler: Callable[[func.HttpRequest], func.HttpResponse] | N
         return functools.partial(friendly_errors, check_keys=check_keys, provider_page=provider_page)
 
     def secured(response: func.HttpResponse) -> func.HttpResponse:
-        ancestors = get_settings().provider_frame_ancestors if provider_page else ""
+        ancestors = settings.get_settings().provider_frame_ancestors if provider_page else ""
         return with_security_headers(response, ancestors)
 
     @functools.wraps(handler)
@@ -115,7 +119,7 @@ def friendly_errors(handler: Callable[[func.HttpRequest], func.HttpResponse] | N
     def _answer(req: func.HttpRequest) -> func.HttpResponse:
         try:
             if check_keys:
-                require_safe_keys()
+                tokens.require_safe_keys()
             return secured(handler(req))
         except ConnectorError as error:
             return secured(error_response(error, req))

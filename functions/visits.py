@@ -2,10 +2,12 @@
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from functions.responses import friendly_errors, html_response, json_response, request_cookie
-from shared.csrf import HEADER as CSRF_HEADER
-from shared.launch import SESSION_COOKIE
-from shared.visits import StateChange, patient_status, provider_page, send_link
+
+csrf = lazy("shared.csrf")
+launch = lazy("shared.launch")
+visits = lazy("shared.visits")
 
 bp = func.Blueprint()
 
@@ -14,7 +16,7 @@ bp = func.Blueprint()
 @friendly_errors(provider_page=True)
 def visit_page(req: func.HttpRequest) -> func.HttpResponse:
     """The appointment, its Teams meeting, and the patient's status."""
-    page = provider_page(req.route_params["visit"], request_cookie(req, SESSION_COOKIE.name))
+    page = visits.provider_page(req.route_params["visit"], request_cookie(req, launch.SESSION_COOKIE.name))
     return html_response(page.html, headers={"Content-Security-Policy": page.content_security_policy})
 
 
@@ -22,13 +24,15 @@ def visit_page(req: func.HttpRequest) -> func.HttpResponse:
 @friendly_errors(provider_page=True)
 def visit_send_link(req: func.HttpRequest) -> func.HttpResponse:
     """Text the patient their join link (JSON for the page's script); cross-site requests are refused."""
-    caller = StateChange(origin=req.headers.get("origin"), fetch_site=req.headers.get("sec-fetch-site"),
-                         csrf_token=req.headers.get(CSRF_HEADER))
-    return json_response(send_link(req.route_params["visit"], request_cookie(req, SESSION_COOKIE.name), caller))
+    caller = visits.StateChange(origin=req.headers.get("origin"), fetch_site=req.headers.get("sec-fetch-site"),
+                         csrf_token=req.headers.get(csrf.HEADER))
+    session = request_cookie(req, launch.SESSION_COOKIE.name)
+    return json_response(visits.send_link(req.route_params["visit"], session, caller))
 
 
 @bp.route(route="visits/{visit}/status", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @friendly_errors(provider_page=True)
 def visit_status(req: func.HttpRequest) -> func.HttpResponse:
     """Has the patient opened the link, how long have they waited, how did the text fare."""
-    return json_response(patient_status(req.route_params["visit"], request_cookie(req, SESSION_COOKIE.name)))
+    session = request_cookie(req, launch.SESSION_COOKIE.name)
+    return json_response(visits.patient_status(req.route_params["visit"], session))

@@ -165,7 +165,7 @@ def main() -> None:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    health = httpx.get(f"{sandbox.world.host_url}/api/health", timeout=30).status_code
+    health = httpx.get(f"{sandbox.world.host_url}/api/health/ready", timeout=30).status_code
     print(f"\nTeams EHR connector sandbox is up in {time.monotonic() - started:.1f}s (health: HTTP {health}).\n")
     for label, url in sandbox.urls().items():
         print(f"  {label:45s} {url}")

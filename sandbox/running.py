@@ -50,5 +50,5 @@ class Sandbox:
             "Patient phone (SMS outbox)": f"{world.acs_url}/outbox",
             "Patient mailbox (email inbox; Fiona Fakename has only a home phone)": f"{world.acs_url}/inbox",
             "Usage report (sign in as an administrator)": f"{world.host_url}/api/portal/reports/usage",
-            "Health": f"{world.host_url}/api/health",
+            "Health (readiness: keys, storage, dependencies)": f"{world.host_url}/api/health/ready",
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -12,13 +13,27 @@ import uvicorn
 from sandbox.devca import DevCA
 
 
+class Latency:
+    """ASGI middleware holding every HTTP request for `seconds` first (0: none), as a distant service would;
+    benchmarks set it on every stand-in at once."""
+
+    def __init__(self, app) -> None:
+        self.app, self.seconds = app, 0.0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self.seconds and scope["type"] == "http":
+            await asyncio.sleep(self.seconds)
+        await self.app(scope, receive, send)
+
+
 @dataclass
 class RunningServer:
-    """One uvicorn server in a thread; stop() ends it."""
+    """One uvicorn server in a thread; stop() ends it; `latency.seconds` delays each of its answers."""
 
     server: uvicorn.Server
     thread: threading.Thread
     port: int
+    latency: Latency | None = None
 
     def stop(self) -> None:
         # Clients that keep https connections open (azure-core after a failed poll) must not hold shutdown up.
@@ -46,6 +61,7 @@ def serve(app, port: int, ca: DevCA | None = None, host: str = "127.0.0.1") -> R
         if probe.connect_ex((host, port)) == 0:
             raise OSError(f"port {port} is already in use")
     tls = {"ssl_certfile": str(ca.server_cert_pem), "ssl_keyfile": str(ca.server_key_pem)} if ca else {}
+    app = latency = Latency(app)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
                             timeout_graceful_shutdown=1, **tls)
     server = uvicorn.Server(config)
@@ -57,7 +73,7 @@ def serve(app, port: int, ca: DevCA | None = None, host: str = "127.0.0.1") -> R
         if not thread.is_alive() or time.monotonic() > deadline:
             raise OSError(f"could not serve on {host}:{port} (port in use?)")
         time.sleep(0.02)
-    return RunningServer(server, thread, port)
+    return RunningServer(server, thread, port, latency)
 
 
 def free_port() -> int:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import socket
 import threading
 import typing
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -179,6 +181,32 @@ def client(system: str) -> httpx.Client:
             )
             _clients[system] = existing
         return existing
+
+
+# Connections an Azure SDK client keeps per host: more than the reminder job's sending threads, so no thread waits
+# for a connection or opens (and TLS-handshakes) a new one per request; requests' default pool keeps 10.
+SDK_POOL_CONNECTIONS = 64
+
+
+def sdk_transport() -> typing.Any:
+    """An azure-core transport for the ACS and Tables SDK clients, with a pool as large as the job's concurrency."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    options: dict[str, typing.Any] = {}
+    if not urllib.request.getproxies():
+        # With no proxy configured, read the CA bundle variables once: by default requests walks the whole
+        # environment for proxy settings on every request, a third of a send's CPU time in the reminder job.
+        session.trust_env = False
+        options["connection_verify"] = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    # As the SDK's own session: urllib3 never retries; retries are the SDK's (or ours).
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=SDK_POOL_CONNECTIONS,
+                                            max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return RequestsTransport(session=session, session_owner=False, **options)
 
 
 def reset_clients() -> None:

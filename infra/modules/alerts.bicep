@@ -61,7 +61,7 @@ AppMetrics
 '''
 var healthQuery = '''
 AppRequests
-| where Name in ("health", "GET /api/health") and ResultCode == "503"
+| where Name in ("health_ready", "GET /api/health/ready") and ResultCode == "503"
 '''
 
 var rules = [
@@ -116,7 +116,7 @@ var rules = [
   {
     name: 'health-503'
     displayName: 'Health check answers 503'
-    description: '/api/health reports a dependency down (storage, keys or settings).'
+    description: '/api/health/ready reports a dependency down (storage, keys or settings).'
     severity: 1
     query: healthQuery
     frequency: 'PT5M'
@@ -236,7 +236,7 @@ var workbookItems = [
   }
   {
     title: 'Health check answers'
-    query: 'AppRequests | where Name in ("health", "GET /api/health") | summarize requests = count() by ResultCode, bin(TimeGenerated, 1h) | render columnchart'
+    query: 'AppRequests | where Name in ("health_ready", "GET /api/health/ready") | summarize requests = count() by ResultCode, bin(TimeGenerated, 1h) | render columnchart'
   }
 ]
 

@@ -189,7 +189,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   //checkov:skip=CKV_AZURE_78:Flex Consumption has no FTP endpoint, so there is no ftpsState to set.
   //checkov:skip=CKV_AZURE_222:Patients' phones and the Cerner PowerChart launch reach the app from the internet; every route authenticates.
   //checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero on demand; always-ready instances would bill around the clock.
-  //checkov:skip=CKV_AZURE_213:The platform health check evicts instances of a fixed pool; Flex allocates on demand, and /api/health serves monitoring.
+  //checkov:skip=CKV_AZURE_213:The platform health check evicts instances of a fixed pool; Flex allocates on demand, and /api/health/ready serves monitoring.
   name: appName
   location: location
   tags: tags

@@ -14,9 +14,13 @@ The exactly-once argument:
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -42,6 +46,9 @@ from shared.storage.ledger import message_tag
 REPEATABILITY_NAMESPACE = uuid.UUID("8d7f3c1e-5b2a-4e6f-9a0b-2c4d6e8f1a3b")
 SEND_BACKOFF = (0.2, 1.0)  # in-run retries of a transient failure, same id and body
 REPORTED = frozenset({"delivered", "failed", "opted_out"})  # statuses a delivery report may have written
+TRANSACTION_LIMIT = 100  # entities per Table Storage transaction
+
+logger = logging.getLogger("connector.notifications")
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,10 @@ class Ledger(Protocol):
     def index_message(self, region: Region, message_id: str, partition: str, row: str,
                       appointment_end: datetime) -> None: ...
     def unindex_message(self, region: Region, message_id: str) -> None: ...
+    def merge_many(self, region: Region, partition: str, rows: list[tuple[str, dict[str, Any], str]]) -> bool: ...
+
+
+Pending = tuple["Outbound", str, dict[str, Any]]  # an outcome not yet written: the message, its etag, the fields
 
 
 class Courier:
@@ -149,6 +160,24 @@ class Courier:
         self._send, self._send_mail, self._optouts, self._usage = send, send_mail, optouts, usage
         self._messages = messages
         self._backoff, self._sleep = tuple(backoff), sleep
+        self._pending: dict[tuple[Region, str], list[Pending]] | None = None  # None: each outcome written at once
+        self._pending_lock = threading.Lock()
+
+    @contextmanager
+    def batched_outcomes(self) -> Iterator[None]:
+        """Within: outcomes are written one transaction per ledger partition (up to 100 rows), not one merge each.
+
+        Safe for exactly-once: until its outcome is written a row reads as claimed ("sending"), and a later run
+        retries it with the same repeatability id, which ACS answers without sending again (see the docstring)."""
+        with self._pending_lock:
+            self._pending = defaultdict(list)
+        try:
+            yield
+        finally:
+            with self._pending_lock:
+                pending, self._pending = self._pending, None
+            for (region, partition), batch in pending.items():
+                self._write_batch(region, partition, batch)
 
     def deliver(self, outbound: Outbound, bucket: TokenBucket | None = None) -> str:
         """Claim, send and record one message; returns the status it ended in ('in_flight' if not ours)."""
@@ -263,6 +292,38 @@ class Courier:
                 self._optouts.record(outbound.region, outbound.sender, outbound.to, OPTED_OUT, at)
 
     def _write(self, outbound: Outbound, etag: str, fields: dict[str, Any]) -> None:
+        """Record the outcome now, or queue it for its partition's transaction when outcomes are batched."""
+        with self._pending_lock:
+            if self._pending is None:
+                full = None
+            else:
+                queue = self._pending[(outbound.region, outbound.partition)]
+                queue.append((outbound, etag, fields))
+                full = queue[:] if len(queue) >= TRANSACTION_LIMIT else None
+                if full:
+                    queue.clear()
+                else:
+                    return
+        if full is None:
+            self._write_one(outbound, etag, fields)
+        else:
+            self._write_batch(outbound.region, outbound.partition, full)
+
+    def _write_batch(self, region: Region, partition: str, batch: list[Pending]) -> None:
+        """One transaction for a partition's outcomes; if any row changed meanwhile (a delivery report came first),
+        each is written on its own so the report keeps its status. A storage failure leaves the rows claimed."""
+        if not batch:  # its partition's last full batch was written already
+            return
+        try:
+            if self.ledger.merge_many(region, partition, [(o.send.row, fields, etag) for o, etag, fields in batch]):
+                return
+            for outbound, etag, fields in batch:
+                self._write_one(outbound, etag, fields)
+        except Exception as error:  # the rows stay "sending": the next run resolves them with the same id
+            self.report.record_error(batch[0][0].endpoint.id, type(error).__name__)
+            logger.warning("SMS outcomes could not be recorded: %s", type(error).__name__)
+
+    def _write_one(self, outbound: Outbound, etag: str, fields: dict[str, Any]) -> None:
         """Record the outcome; a delivery report that got there first keeps its status."""
         region, partition, row = outbound.region, outbound.partition, outbound.send.row
         if self.ledger.merge(region, partition, row, fields, etag=etag) is not None:

@@ -40,7 +40,9 @@ class Dispatcher:
         """Send until everything went or the deadline came; count what carries over."""
         if not outbounds:
             return
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sms-send") as pool:
+        # Outcomes go in one transaction per ledger partition; the pool's exit waits for the sends first.
+        with self.courier.batched_outcomes(), \
+                ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sms-send") as pool:
             producers = [threading.Thread(target=self._produce, args=(pool, sender, queue), daemon=True)
                          for sender, queue in queues_by_sender(outbounds).items()]
             for producer in producers:

@@ -144,7 +144,7 @@ def _run(now: datetime, started: float, max_seconds: float, workers: int, accoun
         return now + timedelta(seconds=time.monotonic() - started)
 
     first_texts: list[Outbound] = []  # list.append is atomic: the sending threads share it without a lock
-    messages = MessageLog(accounts)
+    messages = MessageLog(accounts, deferred=True)  # one transaction per partition after the sends
     courier = Courier(ledger, report, clock, optouts=OptOutStore(ledger), usage=first_texts.append,
                       messages=lambda o, status, at: record_message(messages, o, status, at))
 
@@ -157,6 +157,7 @@ def _run(now: datetime, started: float, max_seconds: float, workers: int, accoun
                    rate_for=rate_for).run(outbounds)
     finally:  # batched after the sends: a few transactions instead of a read and a write per message
         record_usage(UsageRepository(accounts), first_texts)
+        messages.flush()
     record_runs(RunRepository(accounts), targets, report, now)
     return report
 

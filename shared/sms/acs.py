@@ -13,7 +13,7 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
 from shared.errors import ConnectorError, DependencyFailed
-from shared.http import count_call
+from shared.http import count_call, sdk_transport
 from shared.runtime import forgotten_on_reset
 from shared.settings import get_settings
 
@@ -69,6 +69,7 @@ def acs_client(client_class: type[Client]) -> Client:
             # Retries are ours to decide (throttling carries over, LROs resume on the next poll), not the SDK's.
             _clients[client_class] = client_class(
                 settings.acs_endpoint, credential, retry_total=0, per_call_policies=[_CountCalls()],
+                transport=sdk_transport(),
                 connection_timeout=settings.http_timeout_seconds, read_timeout=settings.http_timeout_seconds)
         return _clients[client_class]
 

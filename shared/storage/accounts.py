@@ -12,6 +12,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import ResourceExistsError
 
 from shared.errors import ConnectorError
+from shared.http import sdk_transport
 from shared.runtime import forgotten_on_reset
 from shared.settings import Region, Settings, get_settings
 from shared.storage.schema import REGION_TABLES
@@ -42,11 +43,11 @@ def _service(endpoint: str, settings: Settings) -> TableServiceClient:
     if is_loopback(endpoint):
         account = urlsplit(endpoint).path.strip("/").split("/")[0]
         credential = AzureNamedKeyCredential(account, settings.azurite_account_key.get_secret_value())
-        return TableServiceClient(endpoint=endpoint, credential=credential)
+        return TableServiceClient(endpoint=endpoint, credential=credential, transport=sdk_transport())
     from azure.identity import DefaultAzureCredential  # imported lazily: only Azure needs it
 
     credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id or None)
-    return TableServiceClient(endpoint=endpoint, credential=credential)
+    return TableServiceClient(endpoint=endpoint, credential=credential, transport=sdk_transport())
 
 
 class TableAccounts:

@@ -68,6 +68,24 @@ class LedgerRepository:
         except (ResourceModifiedError, ResourceNotFoundError):
             return None
 
+    def merge_many(self, region: Region, partition: str, rows: list[tuple[str, dict[str, Any], str]],
+                   kind: str = "notification") -> bool:
+        """Merge (row, fields, etag) of one partition in one transaction, each only if unchanged since its etag;
+        False, and nothing written, when any row changed or is gone."""
+        from azure.data.tables import TableTransactionError, UpdateMode
+
+        operations = []
+        for row, fields, etag in rows:
+            entity = {"PartitionKey": partition, "RowKey": row, "Kind": kind, **fields}
+            check_entity(TABLE, entity)
+            operations.append(("update", entity, {"mode": UpdateMode.MERGE, "etag": etag,
+                                                  "match_condition": MatchConditions.IfNotModified}))
+        try:
+            self._table(region).submit_transaction(operations)
+        except TableTransactionError:
+            return False
+        return True
+
     def rows_between(self, region: Region, endpoint_id: str, first_day: datetime, last_day: datetime,
                      kind: str = "notification") -> list[dict[str, Any]]:
         """Rows of an endpoint whose partitions (appointment days, UTC) lie from first_day to last_day."""

@@ -6,6 +6,8 @@ the message's opaque ledger key; they hold no recipient, no text and no appointm
 
 from __future__ import annotations
 
+import threading
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +17,7 @@ from shared.storage.schema import check_entity
 
 TABLE = "usage"
 KIND = "message"
+TRANSACTION_LIMIT = 100  # entities per Table Storage transaction
 PREFIX = "msg-"  # not a hex digit: these partitions never fall in a visit range ("<endpoint id>-<day>")
 
 
@@ -25,8 +28,11 @@ def message_partition(endpoint_id: str, sent: datetime) -> str:
 class MessageLog:
     """Which messages went out and what became of them, for the SMS report and the status page."""
 
-    def __init__(self, accounts: TableAccounts):
-        self.accounts = accounts
+    def __init__(self, accounts: TableAccounts, deferred: bool = False):
+        """`deferred`: sends are kept until flush(), then written one transaction per partition (the reminder job)."""
+        self.accounts, self.deferred = accounts, deferred
+        self._pending: dict[tuple[Region, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+        self._lock = threading.Lock()
 
     def _merge(self, region: Region, partition: str, row: str, fields: dict[str, Any]) -> None:
         entity = {"PartitionKey": partition, "RowKey": row, "Kind": KIND, **fields}
@@ -35,11 +41,39 @@ class MessageLog:
 
         self.accounts.table(TABLE, region).upsert_entity(entity, mode=UpdateMode.MERGE)
 
+    def flush(self) -> int:
+        """Write the deferred sends, up to 100 rows per transaction; returns how many rows."""
+        with self._lock:
+            pending, self._pending = self._pending, defaultdict(dict)
+        for (region, partition), rows in pending.items():
+            self._write_partition(region, partition, rows)
+        return sum(len(rows) for rows in pending.values())
+
+    def _write_partition(self, region: Region, partition: str, rows: dict[str, dict[str, Any]]) -> None:
+        from azure.data.tables import UpdateMode
+
+        entities = [{"PartitionKey": partition, "RowKey": row, "Kind": KIND, **fields} for row, fields in rows.items()]
+        for entity in entities:
+            check_entity(TABLE, entity)
+        table = self.accounts.table(TABLE, region)
+        for first in range(0, len(entities), TRANSACTION_LIMIT):
+            table.submit_transaction([("upsert", entity, {"mode": UpdateMode.MERGE})
+                                      for entity in entities[first:first + TRANSACTION_LIMIT]])
+
     def sent(self, region: Region, endpoint_id: str, row: str, kind: str, status: str, at: datetime,
              channel: str = "sms") -> None:
         """A send's outcome (sent or failed); one write, whatever a delivery report wrote before it."""
-        self._merge(region, message_partition(endpoint_id, at), row,
-                    {"channel": channel, "kind": kind, "status": status, "sent_at": at})
+        fields = {"channel": channel, "kind": kind, "status": status, "sent_at": at}
+        if self.deferred:
+            key = (region, message_partition(endpoint_id, at))
+            with self._lock:
+                self._pending[key][row] = fields
+                # A full transaction's worth goes now: the job's memory stays flat however many messages are due.
+                full = self._pending.pop(key) if len(self._pending[key]) >= TRANSACTION_LIMIT else None
+            if full:
+                self._write_partition(*key, full)
+            return
+        self._merge(region, message_partition(endpoint_id, at), row, fields)
 
     def delivered(self, region: Region, endpoint_id: str, row: str, status: str, at: datetime,
                   sent_at: datetime | None) -> None:

@@ -1,4 +1,5 @@
-"""/api/health: 200 when every storage account and dependency answers, 503 naming what fails."""
+"""/api/health/ready: 200 when every storage account and dependency answers, 503 naming what fails; /api/health
+is liveness alone."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from shared.health import check_health
 
 
 def test_health_is_200_with_every_part_named(sandbox):
-    response = httpx.get(f"{sandbox.world.host_url}/api/health", timeout=30)
+    response = httpx.get(f"{sandbox.world.host_url}/api/health/ready", timeout=30)
     assert response.status_code == 200
     parts = response.json()["parts"]
     assert set(parts) == {"keys", "storage:app", "storage:americas", "storage:emea", "storage:apac", "entra", "graph",

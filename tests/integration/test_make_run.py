@@ -1,4 +1,4 @@
-"""`make run` comes up on a clean port set, answers /api/health 200, and stops cleanly on Ctrl-C."""
+"""`make run` comes up on a clean port set, answers /api/health/ready 200, and stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def test_make_run_prints_urls_and_is_healthy_then_stops_on_ctrl_c(tmp_path):
         assert "Press Ctrl-C to stop" in output, output
         assert f"http://127.0.0.1:{7071 + OFFSET}/api/portal" in output
         assert f"https://localhost:{8441 + OFFSET}/powerchart" in output
-        health = httpx.get(f"http://127.0.0.1:{7071 + OFFSET}/api/health", timeout=30)
+        health = httpx.get(f"http://127.0.0.1:{7071 + OFFSET}/api/health/ready", timeout=30)
         assert health.status_code == 200, health.text
         assert all(part["ok"] for part in health.json()["parts"].values())
     finally:

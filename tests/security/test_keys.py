@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from functions.health import health
+from functions.health import health_ready
 from sandbox import config
 from shared.notifications.events import RECEIVED, handle_sms_event
 from shared.notifications.job import run_notifications
@@ -24,7 +24,7 @@ def refused_everywhere(accounts, setting: str) -> None:
     """Every HTTP route answers 503 naming the setting, and nothing is stored."""
     before = every_table_row(accounts)
     for name, method, route, handler in http_functions():
-        if name == "health":
+        if name in ("health", "health_ready"):  # liveness serves nothing; readiness reports the keys (below)
             continue
         params = {part.strip("{}*").split(":")[0]: "x" for part in route.split("/") if part.startswith("{")}
         response = handler(http_request(method, route, headers={"accept": "application/json"},
@@ -87,10 +87,10 @@ def test_unresolved_key_vault_reference_is_refused(app_with):
 
 
 def test_health_is_503_naming_the_published_key(app_with):
-    """Attack: a published key behind a public URL passes health checks and gets traffic routed to it."""
+    """Attack: a published key behind a public URL passes the readiness check and gets traffic routed to it."""
     app_with(PUBLIC_BASE_URL=PUBLIC_URL, SEAL_KEYS=OWN_SEAL, HASH_KEY=config.HASH_KEY, ENTRA_TENANT_ID="",
             ACS_ENDPOINT="")
-    response = health(http_request("GET", "health"))
+    response = health_ready(http_request("GET", "health/ready"))
     assert response.status_code == 503
     body = json.loads(response.get_body())
     assert body["failing"] == ["keys"]

@@ -39,7 +39,8 @@ PORTAL_READ = (401, 200, DENIED, 200)  # readers read; another tenant's administ
 PORTAL_WRITE = (401, 403, DENIED, 403)  # only a Global Administrator with the session's CSRF token writes
 
 EXPECTED: dict[tuple[str, str], tuple] = {
-    ("get", "/api/health"): EVERYONE(PUBLIC),
+    ("get", "/api/health"): EVERYONE(PUBLIC),  # liveness
+    ("get", "/api/health/ready"): EVERYONE(PUBLIC),  # readiness: the sandbox's keys and dependencies are fine
     ("get", "/api/join/{*token}"): EVERYONE(404),  # patients are anonymous: a link that does not open is not found
     ("get", "/api/unsubscribe/{token}"): EVERYONE(404),  # one-click unsubscribe: a link that does not open
     ("post", "/api/unsubscribe/{token}"): EVERYONE(404),

@@ -7,7 +7,7 @@ import json
 import azure.functions as func
 import pytest
 
-from functions.health import health
+from functions.health import health, health_ready
 from sandbox import config
 from sandbox.servers import free_port
 from shared.settings import get_settings
@@ -29,10 +29,21 @@ def systems_down(azurite_settings, monkeypatch):
 
 
 def test_health_is_503_naming_what_fails_and_no_more(systems_down):
-    response = health(func.HttpRequest("GET", "http://127.0.0.1/api/health", body=b""))
+    response = health_ready(func.HttpRequest("GET", "http://127.0.0.1/api/health/ready", body=b""))
     body = json.loads(response.get_body())
     assert response.status_code == 503
     assert sorted(body["failing"]) == ["acs", "entra", "graph"], "storage answers; the three systems do not"
     assert all(body["parts"][name]["ok"] for name in ("storage:app", "storage:americas", "storage:emea"))
     assert all(body["parts"][name]["detail"].startswith("unreachable (") for name in body["failing"])
     assert "127.0.0.1" not in response.get_body().decode(), "no address or stack trace in the answer"
+
+
+def test_liveness_answers_without_settings_or_network(monkeypatch):
+    """/api/health is what a cold instance answers first: 200 even with no settings and nothing reachable."""
+    for name in ("TABLE_ENDPOINT", "ACS_ENDPOINT", "SEAL_KEYS", "HASH_KEY", "PUBLIC_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    response = health(func.HttpRequest("GET", "http://127.0.0.1/api/health", body=b""))
+    assert response.status_code == 200
+    assert json.loads(response.get_body()) == {"ok": True, "check": "liveness"}
+    assert response.headers["X-Content-Type-Options"] == "nosniff"

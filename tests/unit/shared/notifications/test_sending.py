@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import threading
 from collections import deque
@@ -49,6 +50,7 @@ class FakeLedger:
         self.index: dict[str, tuple[str, str]] = {}  # message id -> (partition, row)
         self._etags = itertools.count(1)
         self._lock = threading.Lock()
+        self.transactions = 0
 
     def create(self, region, partition, row, fields):
         with self._lock:
@@ -77,6 +79,16 @@ class FakeLedger:
     def unindex_message(self, region, message_id):
         with self._lock:
             self.index.pop(message_id, None)
+
+    def merge_many(self, region, partition, rows):
+        """All or nothing, as a Table Storage transaction."""
+        with self._lock:
+            self.transactions += 1
+            if any(self.rows.get((partition, row), {}).get("_etag") != etag for row, _fields, etag in rows):
+                return False
+            for row, fields, _etag in rows:
+                self.rows[(partition, row)].update(fields, _etag=str(next(self._etags)))
+            return True
 
     def as_ledger_row(self, partition: str, row: str) -> LedgerRow:
         """The row as the next run's planning reads it."""
@@ -231,6 +243,35 @@ def test_a_delivery_report_that_beats_the_send_record_keeps_its_status():
     assert stored["status"] == "delivered" and stored["message_id"] == "Outgoing_9"
 
 
+def test_batched_outcomes_are_one_transaction_per_partition_written_when_the_batch_ends():
+    ledger, acs = FakeLedger(), FakeAcs()
+    sender = courier(ledger, acs)
+    messages = [outbound(appointment(180 + n, str(4822400 + n))) for n in range(3)]
+    with sender.batched_outcomes():
+        for message in messages:
+            assert sender.deliver(message) == "sent"
+        assert ledger.get("americas", "ep-20260610", "row-4822400")["status"] == "sending", "claimed until written"
+    assert ledger.transactions == 1
+    assert [ledger.get("americas", "ep-20260610", m.send.row)["status"] for m in messages] == ["sent"] * 3
+    assert sender.deliver(messages[0]) == "in_flight" and len(acs.calls) == 3, "each went once"
+
+
+def test_a_delivery_report_that_beats_a_batched_outcome_keeps_its_status():
+    ledger = FakeLedger()
+
+    def accepted_and_reported():
+        ledger.merge("americas", "ep-20260610", "row-4822401", {"status": "delivered"})
+        return SendOutcome(True, "Outgoing_9", 202, "")
+
+    sender = courier(ledger, FakeAcs("ok", accepted_and_reported))
+    with sender.batched_outcomes():
+        sender.deliver(outbound(appointment(120, "4822400")))
+        sender.deliver(outbound(appointment(180)))
+    stored = ledger.get("americas", "ep-20260610", "row-4822401")
+    assert stored["status"] == "delivered" and stored["message_id"] == "Outgoing_9"
+    assert ledger.get("americas", "ep-20260610", "row-4822400")["status"] == "sent", "the others still recorded"
+
+
 def test_the_patients_language_wins_over_the_endpoint_default():
     assert pick_language("pt-BR", "es") == "pt-BR"
     assert pick_language("pt", "es") == "pt-BR"
@@ -267,6 +308,17 @@ def test_a_greedy_sender_never_exceeds_the_limit_in_any_minute(per_minute):
     assert len(sent) >= per_minute * 4, "and it uses most of what the limit allows"
 
 
+@pytest.mark.parametrize("per_minute", [30, 200, 1000])
+def test_a_greedy_sender_uses_at_least_95_percent_of_the_allowed_rate_over_five_minutes(per_minute):
+    clock = FakeClock()
+    bucket = TokenBucket(per_minute, monotonic=clock.monotonic, sleep=clock.sleep)
+    sent = 0
+    while clock.now < 300:
+        assert bucket.acquire(deadline=10_000)
+        sent += 1
+    assert sent >= 0.95 * per_minute * 5
+
+
 def test_the_bucket_gives_up_at_the_deadline_and_honours_a_pause():
     clock = FakeClock()
     bucket = TokenBucket(200, monotonic=clock.monotonic, sleep=clock.sleep)
@@ -280,6 +332,8 @@ def test_what_does_not_fit_carries_over_earliest_appointment_first():
     delivered: list[tuple[str, datetime]] = []
 
     class Recorder:
+        batched_outcomes = staticmethod(contextlib.nullcontext)
+
         def deliver(self, message, bucket):
             delivered.append((message.sender, message.appointment.start))
 
@@ -288,7 +342,7 @@ def test_what_does_not_fit_carries_over_earliest_appointment_first():
     report = RunReport()
     buckets = {}
     clock = FakeClock()  # the run's 0.3 s go by on this clock, not on however fast this machine is today
-    dispatcher = Dispatcher(Recorder(), report, per_minute=30, deadline=0.3, workers=4, monotonic=clock.monotonic,
+    dispatcher = Dispatcher(Recorder(), report, per_minute=150, deadline=0.3, workers=4, monotonic=clock.monotonic,
                             buckets=lambda sender, rate: buckets.setdefault(
                                 sender, TokenBucket(rate, monotonic=clock.monotonic, sleep=clock.sleep)))
     dispatcher.run(messages)

@@ -66,6 +66,19 @@ def test_a_merge_without_an_etag_is_unconditional(ledger, endpoint):
     assert ledger.get("apac", partition, "row")["status"] == "delivered"
 
 
+def test_a_batch_of_merges_is_written_whole_or_not_at_all(ledger, endpoint):
+    partition = day_partition(endpoint, DAY)
+    etags = {row: ledger.create("americas", partition, row, fields()) for row in ("a", "b", "c")}
+    assert ledger.merge_many("americas", partition, [(row, {"status": "sent"}, etag) for row, etag in etags.items()])
+    assert [ledger.get("americas", partition, row)["status"] for row in etags] == ["sent"] * 3
+    # "b" changed since (a delivery report): a batch naming its old etag writes none of its rows.
+    fresh = {row: ledger.get("americas", partition, row).metadata["etag"] for row in etags}
+    ledger.merge("americas", partition, "b", {"status": "delivered"})
+    assert not ledger.merge_many("americas", partition, [(row, {"status": "failed"}, etag)
+                                                         for row, etag in fresh.items()])
+    assert [ledger.get("americas", partition, row)["status"] for row in etags] == ["sent", "delivered", "sent"]
+
+
 def test_rows_are_found_by_day_range_and_kind_after_merges(ledger, endpoint):
     for offset, row in ((0, "today"), (1, "tomorrow"), (3, "later")):
         ledger.create("americas", day_partition(endpoint, DAY + timedelta(days=offset)), row, fields())
