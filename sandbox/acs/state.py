@@ -94,6 +94,11 @@ class AcsState:
         with self.lock:
             self._faults.extend([(status, path)] * count)
 
+    def faults_pending(self) -> int:
+        """How many injected faults no request has met yet."""
+        with self.lock:
+            return len(self._faults)
+
     def outbox(self, phone: str) -> list[OutboxMessage]:
         """Messages delivered to `phone`, oldest first."""
         with self.lock:

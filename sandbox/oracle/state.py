@@ -467,6 +467,11 @@ class OracleState:
         with self.lock:
             self.delays.append(Fault(path_substring, count, seconds=seconds))
 
+    def faults_pending(self) -> int:
+        """How many injected failures and delays no request has met yet."""
+        with self.lock:
+            return sum(fault.remaining for fault in (*self.faults, *self.delays))
+
     def hold_together(self, path_substring: str, parties: int) -> None:
         """Hold the next `parties` matching requests until all of them have arrived (races made to happen)."""
         with self.lock:

@@ -121,3 +121,18 @@ def demo_sitting_out(accounts) -> Iterator[None]:
         yield
     finally:
         repository.save_sms_consents(config.ENTRA_TENANT_ID, consents)
+
+
+@contextmanager
+def others_sitting_out(accounts) -> Iterator[None]:
+    """Every organization with an endpoint so far (the demo one too) withdraws its SMS consents for a while."""
+    repository = ConfigRepository(accounts)
+    tenants = {config.ENTRA_TENANT_ID} | {tenant for tenant, _endpoint in repository.all_endpoints()}
+    saved = {tenant: consents for tenant in tenants if (consents := repository.sms_consents(tenant)).complete}
+    for tenant in saved:
+        repository.save_sms_consents(tenant, SmsConsents())
+    try:
+        yield
+    finally:
+        for tenant, consents in saved.items():
+            repository.save_sms_consents(tenant, consents)

@@ -1,8 +1,10 @@
 """A simulated day of SMS confirmations and reminders: 3 FHIR endpoints, 60 appointments, the real stand-ins.
 
-The job runs in this process every 5 simulated minutes (with the Oracle Health clock driven by the test), with
+The host's timer fires every 5 simulated minutes; the job runs in this process (with the Oracle Health clock driven
+by the test) at those of its minutes where the outcome can change (see run_minutes) and once an hour besides, with
 retried, overlapping and skipped runs, FHIR 500s and timeouts, and ACS 429s and 5xx. The patients' phones (the
-ACS outbox) must show every expected text exactly once, in the patient's language, in its window.
+ACS outbox) must show every expected text exactly once, in the patient's language, in its window, and the runs in
+between must send nothing.
 
 The day runs on fixed clocks, whatever today is: the two days whose night New York's clocks change (spring forward,
 fall back), so quiet hours and the local times in the texts are checked on standard and daylight time and across both
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -27,6 +30,7 @@ from shared.notifications import run_notifications
 from shared.notifications.optouts import optout_partition
 from shared.notifications.report import RunReport
 from shared.sms.phone import to_e164
+from shared.storage.config import ConfigRepository, SmsConsents
 from shared.storage.ledger import LedgerRepository, day_partition
 from shared.storage.schema import SCHEMA
 from shared.tokens import sealer
@@ -37,15 +41,16 @@ from tests.integration.reminders_world import (
     demo_sitting_out,
     open_organization,
     open_site,
+    others_sitting_out,
 )
 from tests.waiting import PATIENCE, wait_until
 
-# A simulated day is some 330 runs of the job: about a minute on an idle 2-core machine, several on a busy one.
 # The cap is a safety net for a hung run, not a speed goal (bench/bench_reminders.py measures the job's speed).
 pytestmark = pytest.mark.timeout(3000)
 
 H = 60
 DAY_MINUTES = 27 * H + 30
+TIMER = 5  # the host's timer fires every 5 minutes
 SKIPPED = range(11 * H + 5, 11 * H + 30)  # the host was down: no runs in here
 RETRIED_AT = {2 * H, 8 * H + 20}  # the same run twice in a row
 OVERLAPPING_AT = {0, 4 * H, 15 * H}  # two runs at once
@@ -203,8 +208,8 @@ class DayResult:
     sites: dict
     numbers: dict[str, str]  # site → its sending number on this day
     received: dict[str, list[tuple[int, str]]]  # phone → (day minute it arrived, text)
-    run_minutes: list[int]
-    reports: list[RunReport]
+    run_minutes: list[int]  # when the job ran
+    reports: dict[int, list[RunReport]]  # run minute → the reports of the runs then
     midday_ledger: dict[str, list[dict]]
     log_lines: list[str]
 
@@ -222,11 +227,12 @@ class Day:
         self.sites: dict = {}
         self.phones: dict[str, Visit] = {}
         self.received: dict[str, list[tuple[int, str]]] = {}
-        self.reports: list[RunReport] = []
+        self.reports: dict[int, list[RunReport]] = {}
         self._seen: dict[str, int] = {}
         self._reports_seen = -1
         self.midday_ledger: dict[str, list[dict]] = {}
         self.lonely = lonely_minute(day_visits(begin))
+        self.leftover_faults = self.faults_pending()  # an earlier test's, on paths this day never asks for
 
     def at(self, minute: float) -> datetime:
         return self.begin + timedelta(minutes=minute)
@@ -297,8 +303,9 @@ class Day:
 
     # faults ------------------------------------------------------------------------------------------------------
 
-    def inject(self, minute: int) -> None:
-        faults = {
+    def faults(self) -> dict[int, Callable[[], None]]:
+        """The faults injected at the start of a run, by run minute."""
+        return {
             1 * H: lambda: self.oracle.fail_next("/Appointment", 500, count=3),  # one endpoint misses this run
             3 * H: lambda: self.oracle.delay_next("/Patient", 2.5),  # longer than the 2 s timeout: retried
             5 * H: lambda: self.acs.fail_next(429),
@@ -306,14 +313,20 @@ class Day:
             self.lonely: lambda: self.acs.fail_next(500, count=3),  # outcome unknown: retried next run
             12 * H + 30: lambda: self.oracle.fail_next("/Patient", 500, count=3),
         }
-        if minute in faults:
-            faults[minute]()
+
+    def inject(self, minute: int) -> None:
+        fault = self.faults().get(minute)
+        if fault is not None:
+            fault()
 
     # runs --------------------------------------------------------------------------------------------------------
 
-    def run(self, minute: int) -> None:
+    def run(self, minute: int) -> bool:
+        """Run the job at that minute; True when an injected fault spoiled it or is still waiting for a request (the
+        next timer minute must run too, to retry what it spoiled)."""
         self.now = self.at(minute)
         self.inject(minute)
+        pending = self.faults_pending()
         if minute in OVERLAPPING_AT:
             threads = [threading.Thread(target=self._run_once) for _ in range(2)]
             for thread in threads:
@@ -327,9 +340,16 @@ class Day:
         self.stamp(minute)
         if minute == 6 * H:
             self.midday_ledger = ledger_rows(self.accounts)
+        left = self.faults_pending()
+        return left > self.leftover_faults or left < pending
+
+    def faults_pending(self) -> int:
+        return self.oracle.faults_pending() + self.acs.faults_pending()
 
     def _run_once(self) -> None:
-        self.reports.append(run_notifications(self.now, max_seconds=60))
+        minute = self.minute()
+        report = run_notifications(self.now, max_seconds=60)
+        self.reports.setdefault(minute, []).append(report)  # dict.setdefault and list.append are atomic
 
     def stamp(self, minute: int) -> None:
         """Note the texts that reached our patients' phones in this run."""
@@ -378,8 +398,8 @@ def app_settings(sandbox):
 
 
 @pytest.fixture(scope="module", params=list(DAYS))
-def day(request, sandbox, accounts, app_settings) -> DayResult:
-    """Run one whole simulated day; the tests below read what it produced."""
+def day(request, sandbox, accounts, app_settings) -> Iterator[DayResult]:
+    """Run one whole simulated day; the tests below read what it produced. Then its organizations stop texting."""
     oracle = sandbox.standins["oracle"]
     simulation = Day(sandbox, accounts, *DAYS[request.param])
     handler, root = LogLines(), logging.getLogger()
@@ -388,16 +408,20 @@ def day(request, sandbox, accounts, app_settings) -> DayResult:
     root.setLevel(logging.INFO)
     oracle.clock = lambda: simulation.now
     try:
-        with demo_sitting_out(accounts):  # its appointments and ledger belong to real time, not this future
+        # The demo organization's and earlier tests' appointments and ledgers belong to real time, not this future
+        # (and each run would poll their endpoints for nothing).
+        with others_sitting_out(accounts):
             visits = simulate(simulation)
     finally:
         oracle.clock = utc_now
         root.removeHandler(handler)
         root.setLevel(previous_level)
-    return DayResult(simulation.begin, simulation.index, visits, simulation.sites, simulation.numbers,
-                     simulation.received,
-                     sorted(minute for minute in range(0, DAY_MINUTES + 1, 5) if minute not in SKIPPED),
-                     simulation.reports, simulation.midday_ledger, handler.lines)
+    yield DayResult(simulation.begin, simulation.index, visits, simulation.sites, simulation.numbers,
+                     simulation.received, sorted(simulation.reports), simulation.reports, simulation.midday_ledger,
+                     handler.lines)
+    repository = ConfigRepository(accounts)
+    for organization in {site.organization for site in simulation.sites.values()}:  # the day is over
+        repository.save_sms_consents(organization, SmsConsents())
 
 
 def simulate(simulation: Day) -> list[Visit]:
@@ -409,14 +433,68 @@ def simulate(simulation: Day) -> list[Visit]:
     pending = sorted(((v.booked_at, "book", v, serial) for serial, v in enumerate(visits) if v.booked_at),
                      key=lambda change: change[0])
     changes = sorted([*pending, *simulation.events(visits)], key=lambda change: change[0])
-    for minute in range(0, DAY_MINUTES + 1, 5):
+    planned, follow_up = set(run_minutes(simulation.begin, visits, simulation.faults())), False
+    for minute in timer_minutes():
+        if minute not in planned and not follow_up:
+            continue
         while changes and changes[0][0] <= minute:
             at, kind, visit, value = changes.pop(0)
             simulation.now = simulation.at(at)
             simulation.book(visit, value) if kind == "book" else simulation.apply(kind, visit, value)
-        if minute not in SKIPPED:
-            simulation.run(minute)
+        follow_up = simulation.run(minute)
+    assert not changes, "every change of the day happened before a run"
     return visits
+
+
+def timer_minutes() -> list[int]:
+    """Every minute of the day the host's timer fires (none while the host was down)."""
+    return [minute for minute in range(0, DAY_MINUTES + 1, TIMER) if minute not in SKIPPED]
+
+
+def run_minutes(begin: datetime, visits: list[Visit], faults: Iterable[int]) -> list[int]:
+    """The timer minutes at which the job runs: wherever its outcome can change, and once an hour besides.
+
+    Between two moments where something changes (a text falls due, a start passes, a booking changes, quiet hours
+    begin or end, the clocks change), a correct job finds nothing new; a run every 5 minutes in between would only
+    repeat the one before. So the day runs: for each expected text, the last timer minute before it is due (nothing
+    goes early) and the first at or after it (it goes then); the first timer minute at or after every other moment,
+    including every due time of every start a visit ever had, also for visits that must get nothing; each retried
+    or overlapping run and the one after it; each fault's minute (simulate then runs every timer minute
+    until the fault has met a request, and once more: what it spoiled goes then); the first and last minute; and
+    every full hour, so long stretches are checked too (test_runs_between_due_times_send_nothing).
+    """
+    timer = timer_minutes()
+
+    def last_before(moment: int) -> list[int]:
+        return [minute for minute in timer if minute < moment][-1:]
+
+    def first_from(moment: int, count: int = 1) -> list[int]:
+        return [minute for minute in timer if minute >= moment][:count]
+
+    due = {minute for visit in visits for _kind, minute in visit.expected}
+    moments = {minute for visit in visits for minute in (visit.booked_at, visit.cancel_at, visit.stop_at)
+               if minute is not None}
+    for visit in visits:
+        site = SITES[visit.site]
+        for start in (visit.start, *(new for _at, new in visit.moves)):
+            moments |= {start, *(start - offset for offset in site["reminder_offsets"])}
+        moments |= {at for at, _new in visit.moves}
+    edges = {minute_at(begin, days_later, hour) for days_later in range(3) for hour in (8, 21)}  # NY quiet hours
+
+    def offset(minute: int, zone: ZoneInfo) -> timedelta | None:
+        return (begin + timedelta(minutes=minute)).astimezone(zone).utcoffset()
+
+    changes = {minute for minute in range(TIMER, DAY_MINUTES + 1, TIMER) for zone in ZONES.values()
+               if offset(minute, zone) != offset(minute - TIMER, zone)}  # the clocks change
+    spoiled = {*RETRIED_AT, *OVERLAPPING_AT}  # (after a fault, simulate runs until it has met a request, and once more)
+    runs = {timer[0], timer[-1], 6 * H, *faults, *(minute for minute in timer if minute % H == 0)}
+    for moment in due | edges | changes | {SKIPPED.start, SKIPPED.stop}:
+        runs |= {*last_before(moment), *first_from(moment)}
+    for moment in moments:
+        runs |= set(first_from(moment))
+    for moment in spoiled:
+        runs |= set(first_from(moment, 2))
+    return sorted(runs)
 
 
 # what the patients' phones show ----------------------------------------------------------------------------------
@@ -450,7 +528,7 @@ def test_every_expected_text_arrives_exactly_once_in_the_right_language_and_wind
             continue
         for (kind, due), (minute, text) in zip(visit.expected, got, strict=True):
             start = visit.start_at(minute)
-            if minute not in allowed_minutes(due, day.run_minutes) or minute >= start:
+            if minute not in allowed_minutes(due, timer_minutes()) or minute >= start:
                 problems.append(f"{visit.label}: {kind} due at {due} arrived at {minute} (start {start})")
             if kind != "cancellation" and "/api/join/" not in text:
                 problems.append(f"{visit.label}: {kind} without the join link")
@@ -460,6 +538,19 @@ def test_every_expected_text_arrives_exactly_once_in_the_right_language_and_wind
                 problems.append(f"{visit.label}: the appointment id is in the text")
     assert not problems, "\n".join(problems)
     assert sum(len(v.expected) for v in day.visits) >= 90, "the day exercises a real volume of texts"
+
+
+def test_runs_between_due_times_send_nothing(day):
+    """The job also ran where nothing was due (every full hour, and the moments around every start and change)."""
+    timer = timer_minutes()
+    due = {minute for visit in day.visits for _kind, due in visit.expected for minute in allowed_minutes(due, timer)}
+    due |= set(allowed_minutes(2 * H, timer))  # the blocked patient's one try goes with New York's 08:00 texts
+    idle = [minute for minute in day.run_minutes if minute not in due]
+    assert len(idle) >= 40, "the day has many runs with nothing due"
+    sent = {minute: sum(report.counts["sent"] for report in day.reports[minute]) for minute in idle}
+    assert not {minute: count for minute, count in sent.items() if count}, "sent while nothing was due"
+    arrived = sorted(minute for texts in day.received.values() for minute, _text in texts)
+    assert not [minute for minute in arrived if minute in idle], "a text arrived while nothing was due"
 
 
 def test_nothing_goes_out_without_consent_a_linked_number_a_usable_mobile_or_after_an_opt_out(day, acs):
@@ -483,7 +574,7 @@ def test_nothing_goes_out_without_consent_a_linked_number_a_usable_mobile_or_aft
 def test_runs_stayed_within_acs_limits_and_reported_what_they_did(day, acs):
     assert acs.request_counts["throttled"] == 0, "pacing per number keeps ACS from ever answering 429 by itself"
     totals = Counter()
-    for report in day.reports:
+    for report in (report for reports in day.reports.values() for report in reports):
         totals.update(report.counts)
     assert totals["endpoint_errors"] >= 1 and totals["deferred"] >= 1 and totals["in_flight"] >= 1
     assert totals["carried_over"] >= 1 and totals["retrying"] >= 1, "the injected 429 and 500s were met"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit
 
@@ -239,11 +240,17 @@ def test_bad_join_links_get_a_friendly_page(sandbox, path):
     assert "Este enlace" in response.text and "Traceback" not in response.text
 
 
+@pytest.fixture(scope="module")
+def client() -> Iterator[httpx.Client]:
+    """One client (one TLS setup, kept-alive connections) for many requests."""
+    with httpx.Client(follow_redirects=False, timeout=10) as client:
+        yield client
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=0, max_size=120))
-def test_random_join_paths_never_give_a_5xx(sandbox, path):
-    url = f"{sandbox.world.host_url}/api/join/{quote(path, safe='/')}"
-    response = httpx.get(url, follow_redirects=False, timeout=10)
+def test_random_join_paths_never_give_a_5xx(sandbox, client, path):
+    response = client.get(f"{sandbox.world.host_url}/api/join/{quote(path, safe='/')}")
     assert response.status_code == 404, (path, response.status_code)
 
 

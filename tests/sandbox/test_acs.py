@@ -365,9 +365,12 @@ def test_malformed_requests_get_a_clear_400(acs: Acs) -> None:
 def test_injected_fault_fails_the_next_request_only(acs: Acs) -> None:
     patient = new_patient()
     url = f"{acs.url}/sms?api-version=2021-03-07"
+    pending = acs.state.faults_pending()
     acs.state.fail_next(503)
+    assert acs.state.faults_pending() == pending + 1
 
     failed = signed("POST", url, send_body(patient))
+    assert acs.state.faults_pending() == pending, "the fault met its request"
     retried = signed("POST", url, send_body(patient))
 
     assert failed.status_code == 503 and failed.headers["Retry-After"]

@@ -536,10 +536,13 @@ def test_powerchart_lists_todays_appointments_with_working_launch_links(
 def test_fault_injection_and_request_counts(http: httpx.Client, state: OracleState) -> None:
     token = system_token(http)
     before = state.request_counts["GET /r4/{tenant}/Appointment/{id}"]
+    pending = state.faults_pending()
     state.fail_next("/Appointment/4822401", status=503)
     state.delay_next("/Appointment/4822401", 0.3)
+    assert state.faults_pending() == pending + 2
     began = time.monotonic()
     failed = http.get(f"/r4/{CERNER_TEST_TENANT}/Appointment/4822401", headers=bearer(token))
+    assert state.faults_pending() == pending, "the failure and the delay met their request"
     assert failed.status_code == 503 and time.monotonic() - began >= 0.3
     assert http.get(f"/r4/{CERNER_TEST_TENANT}/Appointment/4822401", headers=bearer(token)).status_code == 200
     assert state.request_counts["GET /r4/{tenant}/Appointment/{id}"] == before + 2
