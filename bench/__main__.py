@@ -13,13 +13,14 @@ import platform
 import time
 from pathlib import Path
 
-from bench import bench_cold_start, bench_launch_join, bench_reminders
+from bench import bench_cold_start, bench_large_system, bench_launch_join, bench_reminders
 from bench.table import Figure, print_table, write_json
 
 SIZES = {  # cold-start runs, warm launches and taps timed, due messages per throughput run, rate-share messages
     "full": (5, bench_launch_join.REPEATS, bench_reminders.COUNTS, bench_reminders.RATE_MESSAGES),
     "tiny": (1, 2, (40,), 10),
 }
+LARGE_SYSTEM = {"full": bench_large_system.FULL, "tiny": bench_large_system.TINY}
 
 
 def machine() -> dict:
@@ -42,6 +43,7 @@ def main() -> None:
     figures += bench_cold_start.run(offset=offset + 2200, runs=cold_runs)
     figures += bench_launch_join.run(offset=offset + 2000, repeats=repeats)
     figures += bench_reminders.run(offset=offset + 2100, counts=counts, rate_messages=rate_messages)
+    figures += bench_large_system.run(offset=offset + 2300, size=LARGE_SYSTEM[args.size])
     figures.append(Figure("make bench", "wall time (s)", round(time.monotonic() - started, 1)))
     print()
     print_table(figures)

@@ -24,6 +24,13 @@ def sms_notifications(timer: func.TimerRequest) -> None:
     log.info("sms_notifications%s: %s", " (past due)" if timer.past_due else "", report.summary())
 
 
+@bp.queue_trigger(arg_name="message", queue_name="%SMS_QUEUE_NAME%", connection="AzureWebJobsStorage")
+def sms_notifications_slice(message: func.QueueMessage) -> None:
+    """One endpoint's part of a fanned-out run; raising leaves the message for a retry, then `<queue>-poison`."""
+    report = notifications.run_slice(message.get_body().decode("utf-8", errors="replace"), datetime.now(UTC))
+    log.info("sms_notifications_slice (attempt %d): %s", message.dequeue_count or 1, report.summary())
+
+
 @bp.event_grid_trigger(arg_name="event")
 def sms_delivery_report(event: func.EventGridEvent) -> None:
     """ACS delivery reports (SMS by message tag, email by message id) and patients' STOP / START replies."""

@@ -148,6 +148,20 @@ param smsRatePerMinute int = 200
 @minValue(1)
 param smsLookaheadHours int = 26
 
+@description('Whether the reminder timer hands each endpoint to a queue-triggered function: auto (above smsFanoutDepartments), always or never.')
+@allowed([
+  'auto'
+  'always'
+  'never'
+])
+param smsFanout string = 'auto'
+
+@minValue(1)
+param smsFanoutDepartments int = 200
+
+@description('Storage queue of the reminder job\'s fan-out (created with <name>-poison on the app\'s account).')
+param smsQueueName string = 'sms-slices'
+
 @description('Send notification emails (Email Communication Service, sender domain linked to ACS). Off: SMS only.')
 param emailEnabled bool = true
 
@@ -209,8 +223,8 @@ param logRetentionInDays int = 30
 @maxValue(90)
 param keyVaultSoftDeleteRetentionInDays int = 90
 
-@description('Grant the app queue access on its own account (only for queue-based triggers).')
-param enableHostQueues bool = false
+@description('Grant the app queue access on its own account (the reminder job\'s fan-out queue trigger needs it).')
+param enableHostQueues bool = true
 
 @description('Object ID of whoever runs deploy.sh; gets Key Vault Secrets Officer to seed secrets. Empty to skip.')
 param deployerPrincipalId string = ''
@@ -316,6 +330,10 @@ module appStorage 'modules/storage-account.bicep' = {
     ]
     tables: [
       'config'
+    ]
+    queues: [
+      smsQueueName
+      '${smsQueueName}-poison'
     ]
   }
 }
@@ -463,6 +481,10 @@ module functionApp 'modules/function-app.bicep' = {
     smsSchedule: smsSchedule
     smsRatePerMinute: smsRatePerMinute
     smsLookaheadHours: smsLookaheadHours
+    smsFanout: smsFanout
+    smsFanoutDepartments: smsFanoutDepartments
+    smsQueueEndpoint: appStorage.outputs.queueEndpoint
+    smsQueueName: smsQueueName
     emailSenderAddress: emailLinked ? email.outputs.senderAddress : ''
     emailRatePerMinute: emailRatePerMinute
     licenseSkuPartNumbers: licenseSkuPartNumbers

@@ -107,9 +107,20 @@ class World:
     def table_endpoint(self, account: str) -> str:
         return f"http://127.0.0.1:{self.ports.table}/{account}"
 
+    def queue_endpoint(self, account: str = "devstoreaccount1") -> str:
+        return f"http://127.0.0.1:{self.ports.queue}/{account}"
+
+    def host_storage(self) -> str:
+        """The host's own storage connection (AzureWebJobsStorage): Azurite's app account on this world's ports."""
+        account = "devstoreaccount1"
+        return (f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={AZURITE_KEY};"
+                f"BlobEndpoint=http://127.0.0.1:{self.ports.blob}/{account};"
+                f"QueueEndpoint={self.queue_endpoint(account)};TableEndpoint={self.table_endpoint(account)};")
+
     def app_settings(self) -> dict[str, str]:
         """The app settings that point the function app at this sandbox (what local.settings.json holds)."""
         return {
+            "AzureWebJobsStorage": self.host_storage(),  # the host's: queue triggers (the reminder job's fan-out)
             "PUBLIC_BASE_URL": self.host_url,
             "DEFAULT_REGION": "americas",
             "TABLE_ENDPOINT": self.table_endpoint("devstoreaccount1"),
@@ -139,6 +150,7 @@ class World:
             # Tests change configuration rows straight in the table, from another process than the host's.
             "CONFIG_CACHE_SECONDS": "0",
             "SMS_SCHEDULE": "0 */5 * * * *",
+            "SMS_QUEUE_ENDPOINT": self.queue_endpoint(),
         }
 
 

@@ -121,6 +121,21 @@ class Settings(BaseSettings):
     )
     email_rate_per_minute: int = Field(30, ge=1, description="Emails per minute from the sender address.")
     sms_lookahead_hours: int = Field(26, ge=1, description="How far ahead the reminder job searches appointments.")
+    sms_fanout: Literal["auto", "always", "never"] = Field(
+        "auto", description="Whether the reminder timer hands each endpoint to a queue-triggered function (`auto`: "
+        "when a run has more than SMS_FANOUT_DEPARTMENTS departments to search).",
+    )
+    sms_fanout_departments: int = Field(
+        200, ge=1, description="Departments to search in one run above which `auto` fans out."
+    )
+    sms_queue_endpoint: str = Field(
+        "http://127.0.0.1:10001/devstoreaccount1", description="Queue endpoint of the app's own account (fan-out)."
+    )
+    sms_queue_name: str = Field(
+        "sms-slices", pattern=r"^[a-z0-9][a-z0-9-]{1,55}[a-z0-9]$",
+        description="Storage queue of the reminder job's fan-out (one message per endpoint); failures go to "
+        "`<name>-poison`.",
+    )
     license_sku_part_numbers: str = Field(
         "Microsoft_Cloud_for_Healthcare,TEAMS_EHR_CONNECTOR",
         description="Comma list of SKU part numbers that license production use.",

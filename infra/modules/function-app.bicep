@@ -77,6 +77,13 @@ param emailSenderAddress string = ''
 
 param emailRatePerMinute int = 30
 param smsLookaheadHours int
+param smsFanout string
+param smsFanoutDepartments int
+
+@description('Queue endpoint of the app\'s storage account (the fan-out queue; reached with the managed identity).')
+param smsQueueEndpoint string
+
+param smsQueueName string
 param licenseSkuPartNumbers string
 param licenseEnforceInTest bool
 param httpTimeoutSeconds int
@@ -146,6 +153,10 @@ var appSettings = {
   SMS_SCHEDULE: smsSchedule
   SMS_RATE_PER_MINUTE: string(smsRatePerMinute)
   SMS_LOOKAHEAD_HOURS: string(smsLookaheadHours)
+  SMS_FANOUT: smsFanout
+  SMS_FANOUT_DEPARTMENTS: string(smsFanoutDepartments)
+  SMS_QUEUE_ENDPOINT: smsQueueEndpoint
+  SMS_QUEUE_NAME: smsQueueName
   EMAIL_SENDER_ADDRESS: emailSenderAddress
   EMAIL_RATE_PER_MINUTE: string(emailRatePerMinute)
   LICENSE_SKU_PART_NUMBERS: licenseSkuPartNumbers

@@ -12,8 +12,8 @@ param keyVaultName string
 param appInsightsName string
 param communicationServiceName string
 
-@description('Grant queue access on the app account (only needed once a queue-based trigger is added).')
-param enableHostQueues bool = false
+@description('Grant queue access on the app account (the reminder job\'s fan-out queue and its trigger).')
+param enableHostQueues bool = true
 
 @description('Object ID of whoever runs deploy.sh, so it can seed secrets; empty to skip.')
 param deployerPrincipalId string = ''
@@ -28,7 +28,7 @@ param deployerPrincipalType string = 'User'
 var roleDefinitions = {
   // Storage Blob Data Owner: host state, timer checkpoints and the deployment package container.
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-  // Storage Queue Data Contributor: host queues, only with enableHostQueues.
+  // Storage Queue Data Contributor: the fan-out queue (send, and the trigger's read, delete, poison), with enableHostQueues.
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   // Storage Table Data Contributor: config table and the per-region personal-data tables.
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'

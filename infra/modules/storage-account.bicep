@@ -1,4 +1,4 @@
-// A storage account reachable only with Entra ID (no account keys), optionally with blob containers and tables.
+// A storage account reachable only with Entra ID (no account keys), optionally with blob containers, tables and queues.
 
 @description('Globally unique account name (3-24 lowercase letters and digits).')
 @minLength(3)
@@ -22,6 +22,9 @@ param containers array = []
 
 @description('Tables to create.')
 param tables array = []
+
+@description('Queues to create.')
+param queues array = []
 
 resource account 'Microsoft.Storage/storageAccounts@2024-01-01' = {
   //checkov:skip=CKV_AZURE_35:No VNet in this design; access is Entra-only (allowSharedKeyAccess false) over TLS 1.2.
@@ -86,7 +89,18 @@ resource storageTables 'Microsoft.Storage/storageAccounts/tableServices/tables@2
   name: table
 }]
 
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2024-01-01' = if (!empty(queues)) {
+  parent: account
+  name: 'default'
+}
+
+resource storageQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2024-01-01' = [for queue in queues: {
+  parent: queueService
+  name: queue
+}]
+
 output id string = account.id
 output name string = account.name
 output blobEndpoint string = account.properties.primaryEndpoints.blob
 output tableEndpoint string = account.properties.primaryEndpoints.table
+output queueEndpoint string = account.properties.primaryEndpoints.queue

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import functools
 import hmac
+import os
 import secrets
 import threading
 import time
@@ -32,12 +33,14 @@ from sandbox.functions_host.loading import (
     EVENT_GRID_TRIGGER,
     HTTP_TRIGGER,
     MAX_BODY_BYTES,
+    QUEUE_TRIGGER,
     TIMER_TRIGGER,
     logger,
     read_route_prefix,
     registered_functions,
     resolve_setting_refs,
 )
+from sandbox.functions_host.queues import QueueListener, QueueTrigger
 from sandbox.functions_host.routes import RouteTemplate
 from sandbox.functions_host.timers import (
     NEVER,
@@ -95,6 +98,8 @@ class FunctionsHost:
         self.errors: dict[str, str] = {}  # functions the host could not load, as the real host lists them
         self.http_routes: dict[str, RouteTemplate] = {}
         self.timers: dict[str, TimerState] = {}
+        self.queues: dict[str, QueueTrigger] = {}
+        self._listeners: list[asyncio.Task[None]] = []
         self.status_store = TimerStatusStore(Path(state_dir) if state_dir is not None else None)
         self._invocations: deque[Invocation] = deque(maxlen=1000)
         self._guard = threading.Lock()
@@ -114,6 +119,9 @@ class FunctionsHost:
                 self.http_routes[name.lower()] = RouteTemplate.parse(self._full_route(entry))
             elif entry.trigger == TIMER_TRIGGER:
                 self.timers[name.lower()] = self._timer_for(entry)
+            elif entry.trigger == QUEUE_TRIGGER:
+                self.queues[name.lower()] = QueueTrigger.for_entry(entry, {**os.environ, **self.settings_env},
+                                                                   self.app_root)
         except ValueError as error:
             self.errors[name] = str(error)
             logger.error("The '%s' function is in error: %s", name, error)
@@ -178,6 +186,8 @@ class FunctionsHost:
             info["invoke_url_template"] = f"{base_url}/{route.template}"
         elif entry.trigger == TIMER_TRIGGER:
             info |= self._describe_timer(self.timers[entry.name.lower()])
+        elif entry.trigger == QUEUE_TRIGGER:
+            info["queueName"] = self.queues[entry.name.lower()].queue_name
         else:
             info["invoke_url_template"] = f"{base_url}/runtime/webhooks/eventgrid?functionName={entry.name}"
         return info
@@ -263,15 +273,22 @@ class FunctionsHost:
     # timers
 
     def start_timers(self) -> None:
-        """Start firing timers on their schedules (a missed occurrence or runOnStartup first)."""
+        """Start firing timers on their schedules (a missed occurrence or runOnStartup first) and listening to the
+        queue triggers' queues."""
         if self._scheduler is None:
             self._scheduler = self._worker.submit(self._create_scheduler()).result()
+            self._listeners = [self._worker.submit(self._create_listener(trigger)).result()
+                               for trigger in self.queues.values()]
 
     def stop_timers(self) -> None:
-        """Stop scheduling; runs already started finish."""
+        """Stop scheduling and listening; runs already started finish."""
         scheduler, self._scheduler = self._scheduler, None
-        if scheduler is not None:
-            self._worker.submit(cancel_and_wait(scheduler)).result()
+        listeners, self._listeners = self._listeners, []
+        for task in ([scheduler] if scheduler is not None else []) + listeners:
+            self._worker.submit(cancel_and_wait(task)).result()
+
+    async def _create_listener(self, trigger: QueueTrigger) -> asyncio.Task[None]:
+        return asyncio.create_task(QueueListener(trigger, self._execute).run(), name=f"queue-{trigger.queue_name}")
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop timers and the worker; True when every running invocation finished within the timeout."""

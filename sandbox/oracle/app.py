@@ -47,6 +47,12 @@ def host_name(scope: Scope) -> str:
     return host.rsplit(":", 1)[0] if not host.endswith("]") else host
 
 
+def tenant_of(path: str) -> str:
+    """The Millennium tenant a request is for (FHIR under /r4/ or /dstu2/, OAuth under /tenants/), else ""."""
+    parts = path.split("/")
+    return parts[2] if len(parts) > 2 and parts[1] in ("r4", "dstu2", "tenants") else ""
+
+
 class FaultsAndCounts:
     """Counts requests per route and plays the state's planned delays and failures."""
 
@@ -68,6 +74,15 @@ class FaultsAndCounts:
             await self.app(scope, receive, send)
             return
         self.state.count_request(self.label(scope), host_name(scope))
+        tenant = tenant_of(scope["path"])
+        self.state.request_started(tenant)
+        try:
+            await self.answer(scope, receive, send)
+        finally:
+            self.state.request_ended(tenant)
+
+    async def answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The planned gate, delay or failure for this request, else the route's own answer."""
         query = scope.get("query_string", b"").decode("latin-1")
         target = scope["path"] + (f"?{query}" if query else "")
         gate = self.state.take_gate(target)

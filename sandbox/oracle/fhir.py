@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -164,11 +165,11 @@ def search_appointments(request: Request) -> Response:
         params, offset = decode_page(context)
     query = appointment_query(params)
     state, tenant = oracle(request), request.path_params["tenant"]
-    found = find_appointments(state.all_resources("Appointment", tenant), query)
-    size = len(found) if query.actor == "_id" else query.count
-    page = found[offset:offset + size]
+    size = 10**9 if query.actor == "_id" else query.count
+    page, total = state.page_of("Appointment", tenant, lambda every: find_appointments(every, query), offset, size,
+                                search=json.dumps(sorted(params)))
     next_url = None
-    if offset + size < len(found):
+    if offset + size < total:
         base = fhir_base(state, request, tenant)
         moved = state.elsewhere(tenant, "next")
         if moved:

@@ -144,6 +144,10 @@ class OracleState:
         self.pkce_required = True
         self.deny_next_authorization = False
         self.request_counts: Counter[str] = Counter()
+        self.generation = 0  # bumped by every change to a resource: cached search matches are then stale
+        self._matches: dict[tuple[str, str, str], tuple[int, list[dict[str, Any]]]] = {}
+        self.in_flight: Counter[str] = Counter()  # requests being answered now, per tenant
+        self.peak_in_flight: Counter[str] = Counter()  # the most at once, per tenant, since reset_peaks()
         self.requests_by_host: Counter[str] = Counter()
         self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.key_id = secrets.token_hex(8)
@@ -419,6 +423,25 @@ class OracleState:
         with self.lock:
             return copy.deepcopy(list(self.data[tenant].resources.get(resource_type, {}).values()))
 
+    def page_of(self, resource_type: str, tenant: str, select: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+                start: int, count: int, search: str = "") -> tuple[list[dict[str, Any]], int]:
+        """Copies of one page of the resources `select` picks (in its order), and how many it picked in all.
+
+        Only the page is copied, and the pages of one search (`search` names it) reuse its matches until any resource
+        changes: a search over thousands of appointments costs one filter, not one per page.
+        """
+        with self.lock:
+            key = (resource_type, tenant, search)
+            cached = self._matches.get(key) if search else None
+            if cached is None or cached[0] != self.generation:
+                cached = (self.generation, select(list(self.data[tenant].resources.get(resource_type, {}).values())))
+                if search:
+                    if len(self._matches) >= 512:
+                        self._matches.pop(next(iter(self._matches)))
+                    self._matches[key] = cached
+            found = cached[1]
+            return copy.deepcopy(found[start:start + count]), len(found)
+
     def username(self, practitioner_id: str, tenant: str) -> str:
         """The sign-in name of a practitioner (id_token `sub`)."""
         with self.lock:
@@ -426,8 +449,10 @@ class OracleState:
 
     def _put(self, tenant: str, resource: dict[str, Any]) -> None:
         self.data[tenant].resources.setdefault(resource["resourceType"], {})[resource["id"]] = resource
+        self.generation += 1
 
     def _bump(self, resource: dict[str, Any]) -> None:
+        self.generation += 1
         resource["meta"] = resources.meta(int(resource["meta"]["versionId"]) + 1, self.now())
 
     # ---- faults and counters --------------------------------------------------------------------------
@@ -469,6 +494,21 @@ class OracleState:
                     fault.remaining -= 1
                     return fault
             return None
+
+    def request_started(self, tenant: str) -> None:
+        """A request for the tenant came in (held requests count: the client is waiting on them)."""
+        with self.lock:
+            self.in_flight[tenant] += 1
+            self.peak_in_flight[tenant] = max(self.peak_in_flight[tenant], self.in_flight[tenant])
+
+    def request_ended(self, tenant: str) -> None:
+        with self.lock:
+            self.in_flight[tenant] -= 1
+
+    def reset_peaks(self) -> None:
+        """Start counting the most concurrent requests per tenant afresh."""
+        with self.lock:
+            self.peak_in_flight = Counter(self.in_flight)
 
     def count_request(self, label: str, host: str = "") -> None:
         """Count one request for a route label like "GET /r4/{tenant}/Appointment", and for the host name used."""

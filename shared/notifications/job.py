@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfoNotFoundError
 
@@ -20,9 +22,11 @@ from shared.fhir import Appointment, FhirClient, Patient
 from shared.join import visit_key, visit_keys
 from shared.notifications.courier import Courier, Outbound, new_row
 from shared.notifications.dispatch import Dispatcher
+from shared.notifications.fanout import SLICE_EXPIRES, Slice, enqueue, fans_out, parse_slice
 from shared.notifications.optouts import OPTED_OUT, OptOutStore, email_keys, email_scope, phone_keys
 from shared.notifications.planning import LedgerRow, Policy, Send, Slot, iso, plan_appointment
 from shared.notifications.report import RunReport
+from shared.notifications.windows import search_windows
 from shared.settings import Region, Settings, get_settings
 from shared.smart import backend_services
 from shared.sms.phone import reachable_from_toll_free, to_e164
@@ -41,9 +45,12 @@ PURGE_AFTER = timedelta(hours=2)  # ledger rows go this long after their appoint
 PATIENT_BATCH = 50
 FHIR_BACKOFF = (0.2, 1.0)
 DEFAULT_MAX_SECONDS = 180.0  # well inside functionTimeout (5 min) and before the next occurrence
+FHIR_REQUESTS_PER_ENDPOINT = 4  # one Cerner tenant never has more of our requests at once (from one instance)
+PLANNING_THREADS = 16  # endpoints planned at once
 
 logger = logging.getLogger("connector.notifications")
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 @dataclass(frozen=True)
@@ -85,14 +92,16 @@ def eligible_endpoints(config: ConfigRepository, settings: Settings | None = Non
 
 
 def run_notifications(now: datetime, *, max_seconds: float = DEFAULT_MAX_SECONDS, workers: int = 8,
-                      accounts: TableAccounts | None = None) -> RunReport:
+                      accounts: TableAccounts | None = None,
+                      only: Callable[[list[Target]], list[Target]] | None = None) -> RunReport:
     """One run at `now` (UTC, given by the caller): plan every eligible endpoint, send what fits, purge the past.
 
     Safe to run twice, late, or twice at once: the ledger lets each message out once (see courier.py).
+    `only` picks the endpoints this run covers (a fan-out slice); by default, every eligible one.
     """
     started = time.monotonic()
     try:
-        report = _run(now, started, max_seconds, workers, accounts or default_accounts())
+        report = _run(now, started, max_seconds, workers, accounts or default_accounts(), only)
     except Exception:
         telemetry.count("connector.reminders.runs", outcome="failed")
         telemetry.record("connector.reminders.duration", (time.monotonic() - started) * 1000, outcome="failed")
@@ -105,16 +114,31 @@ def run_notifications(now: datetime, *, max_seconds: float = DEFAULT_MAX_SECONDS
     return report
 
 
-def _run(now: datetime, started: float, max_seconds: float, workers: int, accounts: TableAccounts) -> RunReport:
+def run_slice(body: str, now: datetime) -> RunReport:
+    """One endpoint's part of a fanned-out run (a queue message), as of the run's time; a stale slice is dropped."""
+    part = parse_slice(body)
+    if now.astimezone(UTC) - part.run_at.astimezone(UTC) > SLICE_EXPIRES:
+        logger.info("SMS slice of the %s run dropped: that run is over", part.run_at.isoformat())
+        return RunReport()
+    return run_notifications(part.run_at, only=lambda targets: [
+        target for target in targets if target.tenant_id == part.tenant and target.endpoint.id == part.endpoint])
+
+
+def _run(now: datetime, started: float, max_seconds: float, workers: int, accounts: TableAccounts,
+         only: Callable[[list[Target]], list[Target]] | None) -> RunReport:
     settings = get_settings()
     require_safe_keys(settings)  # hashes made with a published key could be matched against a list of numbers
     ledger = LedgerRepository(accounts)
     report = RunReport()
-    outbounds: list[Outbound] = []
     targets = eligible_endpoints(ConfigRepository(accounts), settings)
-    for target in targets:
-        report.add("endpoints")
-        outbounds += _prepare_safely(target, now, ledger, report, settings)
+    if only is not None:
+        targets = only(targets)
+    elif fans_out(sum(len(target.endpoint.departments) for target in targets), settings):
+        report.add("endpoints", len(targets))  # each endpoint's part runs in a queue-triggered function
+        report.add("queued", enqueue([Slice(tenant=target.tenant_id, endpoint=target.endpoint.id, run_at=now)
+                                      for target in targets], settings))
+        return report
+    outbounds = prepare_all(targets, now, ledger, report, settings)
 
     def clock() -> datetime:
         return now + timedelta(seconds=time.monotonic() - started)
@@ -136,6 +160,17 @@ def _run(now: datetime, started: float, max_seconds: float, workers: int, accoun
         messages.flush()
     record_runs(RunRepository(accounts), targets, report, now)
     return report
+
+
+def prepare_all(targets: list[Target], now: datetime, ledger: LedgerRepository, report: RunReport,
+                settings: Settings) -> list[Outbound]:
+    """Plan every endpoint at once (each within its own limit of FHIR requests); their messages, in target order."""
+    report.add("endpoints", len(targets))
+    if not targets:
+        return []
+    with ThreadPoolExecutor(min(PLANNING_THREADS, len(targets)), thread_name_prefix="sms-plan") as pool:
+        prepared = list(pool.map(lambda target: _prepare_safely(target, now, ledger, report, settings), targets))
+    return [outbound for outbounds in prepared for outbound in outbounds]
 
 
 def record_message(messages: MessageLog, outbound: Outbound, status: str, at: datetime) -> None:
@@ -214,6 +249,7 @@ class EndpointRun:
         self.sender_address = settings.email_sender_address
         self._visits: dict[str, str] = {}
         self._texted: set[str] = set()  # appointments that had a text before this run
+        self._requests = threading.Semaphore(FHIR_REQUESTS_PER_ENDPOINT)
 
     def prepare(self) -> list[Outbound]:
         """The messages this endpoint sends in this run (ledger closes and skips are written on the way)."""
@@ -235,21 +271,35 @@ class EndpointRun:
     # reading ---------------------------------------------------------------------------------------------------
 
     def _search(self) -> list[Appointment]:
-        """Appointments of the configured departments that start and end in the look-ahead window (paged)."""
+        """Appointments that start and end in this run's part of the look-ahead window (windows.py), one search per
+        department and date range, several at once (paged; an appointment of two departments counted once)."""
+        windows = search_windows(self.now, self.lookahead, self.policy.offsets, SEARCH_MARGIN)
+        searches = [(department, window) for department in self.endpoint.departments for window in windows]
+        self._fhir(lambda _fhir: None)  # one system token for the searches below (not one each at once)
+        pages = self._each(lambda search: self._search_one(*search), searches)
+        found = {appointment.id: appointment for page in pages for appointment in page}
+        return sorted(found.values(), key=lambda a: (a.start is None, a.start or self.now, a.id))
+
+    def _search_one(self, department: str, window: tuple[datetime, datetime]) -> list[Appointment]:
         params: dict[str, str | list[str]] = {
-            "location": ",".join(self.endpoint.departments),
-            "date": [f"ge{iso(self.now - SEARCH_MARGIN)}", f"lt{iso(self.now + self.lookahead)}"],
+            "location": department,
+            "date": [f"ge{iso(window[0])}", f"lt{iso(window[1])}"],
             "_count": "100",
         }
         return self._fhir(lambda fhir: list(fhir.appointments(params)))
 
     def _patients(self, patient_ids: list[str]) -> dict[str, Patient]:
-        """The patients who get a text this run, read in batches (`_id=a,b,...`), nothing kept afterwards."""
-        found: dict[str, Patient] = {}
-        for index in range(0, len(patient_ids), PATIENT_BATCH):
-            batch = patient_ids[index:index + PATIENT_BATCH]
-            found.update(self._fhir(lambda fhir, batch=batch: fhir.patients(batch)))
-        return found
+        """The patients who get a text this run, read in batches (`_id=a,b,...`, several at once), nothing kept."""
+        batches = [patient_ids[index:index + PATIENT_BATCH] for index in range(0, len(patient_ids), PATIENT_BATCH)]
+        found = self._each(lambda batch: self._fhir(lambda fhir: fhir.patients(batch)), batches)
+        return {patient_id: patient for batch in found for patient_id, patient in batch.items()}
+
+    def _each(self, work: Callable[[T], U], items: list[T]) -> list[U]:
+        """work(item) for every item, a few at once (the FHIR semaphore keeps the limit), results in item order."""
+        if not items:
+            return []
+        with ThreadPoolExecutor(min(FHIR_REQUESTS_PER_ENDPOINT, len(items)), thread_name_prefix="sms-fhir") as pool:
+            return list(pool.map(work, items))
 
     def _fhir(self, read: Callable[[FhirClient], T]) -> T:
         """A FHIR read with a fresh-enough system token, retried briefly when Cerner fails or is slow."""
@@ -260,8 +310,9 @@ class EndpointRun:
             if delay and not refused:
                 time.sleep(delay)
             try:
-                token = backend_services.system_token(base, refresh=refused)
-                return read(FhirClient(base, token))
+                with self._requests:  # the token request counts too: it goes to the same Cerner tenant
+                    token = backend_services.system_token(base, refresh=refused)
+                    return read(FhirClient(base, token))
             except (NotSignedIn, DependencyFailed, DependencyTimeout) as failed:
                 error = failed
         assert error is not None

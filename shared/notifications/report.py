@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 COUNTS = ("endpoints", "searched", "sent", "skipped", "carried_over", "deferred", "in_flight", "retrying",
-          "failed", "endpoint_errors", "purged")
+          "failed", "endpoint_errors", "purged", "queued")
 
 
 @dataclass

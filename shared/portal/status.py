@@ -63,31 +63,30 @@ class EndpointStatus(BaseModel):
     patient_link: Check
 
 
-class NumberStatus(BaseModel):
+class Delivery(BaseModel):
+    """Messages sent and delivered over 24 hours and 7 days, for a number or for the organization's emails."""
+
+    sent_24h: int = 0
+    delivered_24h: int = 0
+    delivery_rate_24h: float | None = None
+    sent_7d: int = 0
+    delivered_7d: int = 0
+    delivery_rate_7d: float | None = None
+
+
+class NumberStatus(Delivery):
     number: str
     linked_endpoints: list[str]
     verification: Check
     verification_state: str
-    sent_24h: int = 0
-    delivered_24h: int = 0
-    delivery_rate_24h: float | None = None
-    sent_7d: int = 0
-    delivered_7d: int = 0
-    delivery_rate_7d: float | None = None
     delivery: Check
     opt_outs: int = 0
 
 
-class EmailStatus(BaseModel):
+class EmailStatus(Delivery):
     """The organization's emails next to its texts: the sender and delivery over 24 hours and 7 days."""
 
     sender: str
-    sent_24h: int = 0
-    delivered_24h: int = 0
-    delivery_rate_24h: float | None = None
-    sent_7d: int = 0
-    delivered_7d: int = 0
-    delivery_rate_7d: float | None = None
     failed_7d: int = 0
     opted_out_7d: int = 0
     delivery: Check

@@ -8,6 +8,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
@@ -583,3 +584,17 @@ def test_a_switched_tenant_forges_its_next_id_token_once(state):
     key = jwt.PyJWKSet.from_dict(state.jwks(tenant))[jwt.get_unverified_header(genuine)["kid"]]
     assert jwt.decode(genuine, key.key, algorithms=["RS256"], audience=SMART_CLIENT_ID,
                       options={"verify_exp": False}) == claims
+
+
+def test_the_most_requests_at_once_are_recorded_per_tenant(http: httpx.Client, state: OracleState) -> None:
+    token = system_token(http)
+    state.reset_peaks()
+    state.hold_together("/Appointment/4822401", parties=3)  # three requests in flight together, then answered
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: http.get(f"/r4/{CERNER_TEST_TENANT}/Appointment/4822401",
+                                                   headers=bearer(token)), range(3)))
+    assert [answer.status_code for answer in answers] == [200] * 3
+    http.get(f"/r4/{CERNER_PROD_TENANT}/metadata")
+    assert state.peak_in_flight[CERNER_TEST_TENANT] == 3
+    assert state.peak_in_flight[CERNER_PROD_TENANT] == 1
+    assert state.in_flight[CERNER_TEST_TENANT] == 0
