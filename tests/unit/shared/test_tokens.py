@@ -190,6 +190,14 @@ def test_the_active_key_must_be_in_the_ring():
         sealer(KEY_A, "k9")
 
 
+def test_unsafe_keys_tell_it_every_setting_at_fault_and_to_restart():
+    with pytest.raises(UnsafeKeys) as refused:
+        Sealer(Settings(seal_keys="", seal_active_key_id="k1", hash_key=""))
+    assert refused.value.message == ("The service's keys are not configured safely: SEAL_KEYS is missing. "
+                                     "HASH_KEY is missing.")
+    assert refused.value.next_step == "Tell IT: fix these app settings, then restart the app."
+
+
 def test_keyed_hash_is_hmac_sha256_of_the_parts_joined_by_bars():
     import base64
     import hashlib

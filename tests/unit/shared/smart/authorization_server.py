@@ -38,6 +38,7 @@ class Asked:
     path: str
     form: dict[str, str]
     authorization: str
+    accept: str = ""
 
 
 @dataclass
@@ -87,7 +88,8 @@ class AuthorizationServer:
     def app(self) -> Starlette:
         async def any_route(request: Request) -> Response:
             form = dict(parse_qsl((await request.body()).decode())) if request.method == "POST" else {}
-            self.asked.append(Asked(request.method, request.url.path, form, request.headers.get("authorization", "")))
+            self.asked.append(Asked(request.method, request.url.path, form, request.headers.get("authorization", ""),
+                                    request.headers.get("accept", "")))
             answer = self.answers.get(request.url.path)
             if answer is None:
                 return JSONResponse({"error": "not found"}, status_code=404)

@@ -10,6 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from sandbox.servers import free_port
+from shared.ehr_hosts import UntrustedEhrHost
 from shared.errors import DependencyFailed
 from shared.runtime import reset_process_state
 from shared.smart.backend_services import ASSERTION_TYPE, V1_SYSTEM_SCOPES, V2_SYSTEM_SCOPES, system_token
@@ -48,6 +50,7 @@ def test_with_a_secret_the_system_account_authenticates_with_basic_and_asks_v1_s
     [asked] = server.asked_for(TOKEN)
     assert basic_credentials(asked.authorization) == ("system-app", "sys-secret")
     assert asked.form == {"grant_type": "client_credentials", "scope": V1_SYSTEM_SCOPES}
+    assert asked.accept == "application/json"
 
 
 def test_v2_scopes_when_the_server_advertises_only_v2(server, system_account):
@@ -115,8 +118,18 @@ def test_without_expires_in_a_token_counts_as_five_minutes(server, system_accoun
 def test_a_refused_system_account_is_a_dependency_failure_naming_the_account(server, system_account, status):
     use(system_account, SMART_SYSTEM_SECRET="wrong")
     server.answer(TOKEN, status, {"error": "invalid_client"})
-    with pytest.raises(DependencyFailed, match="system account"):
+    with pytest.raises(DependencyFailed) as raised:
         system_token(server.fhir_base)
+    assert raised.value.message == "Cerner refused the connector's system account."
+    assert raised.value.next_step == "Ask IT to check the system account and its scopes in Cerner."
+
+
+def test_an_unreachable_token_endpoint_is_named_as_cerners_authorization(server, system_account):
+    use(system_account, SMART_SYSTEM_SECRET="s")
+    server.reset(token_endpoint=f"https://localhost:{free_port()}/auth/token")
+    with pytest.raises(DependencyFailed) as raised:
+        system_token(server.fhir_base)
+    assert raised.value.message == "Oracle Health authorization could not be reached."
 
 
 def test_each_fhir_server_gets_its_own_token_and_never_another_servers(server, system_account):
@@ -130,3 +143,12 @@ def test_each_fhir_server_gets_its_own_token_and_never_another_servers(server, s
     assert system_token(other_base) == "at-other", "a token cached for one FHIR server is not sent to another"
     assert system_token(server.fhir_base) == "at-1"
     assert (len(server.asked_for(TOKEN)), len(server.asked_for("/other-auth/token"))) == (1, 1)
+
+
+def test_an_untrusted_token_endpoint_is_named_by_what_it_is(server, system_account):
+    use(system_account, SMART_SYSTEM_SECRET="s")
+    server.reset(token_endpoint="https://evil.example/token")
+    with pytest.raises(UntrustedEhrHost) as raised:
+        system_token(server.fhir_base)
+    assert raised.value.message == ("The Cerner environment's token endpoint is on evil.example, which is not a "
+                                    "trusted Oracle Health host, so the connector did not contact it.")

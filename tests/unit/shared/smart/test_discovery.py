@@ -6,8 +6,11 @@ import re
 
 import pytest
 
+from sandbox.servers import free_port
+from shared.ehr_hosts import UntrustedEhrHost
 from shared.errors import DependencyFailed
 from shared.smart.discovery import SmartConfiguration, clear_caches, jwks, openid_configuration, smart_configuration
+from tests.unit.shared.smart.authorization_server import OTHER_KEY, public_jwk
 
 SMART = "/r4/tenant/.well-known/smart-configuration"
 
@@ -48,7 +51,21 @@ def test_an_unusable_configuration_is_a_dependency_failure_naming_what_to_check(
     server.answer(SMART, status, body)
     with pytest.raises(DependencyFailed) as raised:
         smart_configuration(server.fhir_base)
-    assert "SMART configuration" in raised.value.message and "FHIR base URL" in raised.value.next_step
+    assert raised.value.message == "The Cerner environment did not publish a valid SMART configuration."
+    assert raised.value.next_step == "Ask IT to check that the FHIR base URL is the R4 secure endpoint."
+
+
+def test_configurations_are_asked_for_as_json(server):
+    smart_configuration(server.fhir_base)
+    openid_configuration(server.issuer)
+    assert [(a.path, a.accept) for a in server.asked] == [(SMART, "application/json"), (
+        "/auth/.well-known/openid-configuration", "application/json")]
+
+
+def test_an_unreachable_fhir_server_is_named_as_cerners_authorization(server):
+    with pytest.raises(DependencyFailed) as raised:
+        smart_configuration(f"https://localhost:{free_port()}/r4/tenant")
+    assert raised.value.message == "Oracle Health authorization could not be reached."
 
 
 def test_openid_configuration_is_read_under_the_issuer(server):
@@ -72,8 +89,19 @@ def test_keys_are_cached_and_refresh_reads_them_again(server):
 @pytest.mark.parametrize(("status", "body"), [(500, {}), (200, "not json"), (200, {"keys": "nope"})])
 def test_unreadable_keys_are_a_dependency_failure(server, status, body):
     server.answer("/auth/jwks", status, body)
-    with pytest.raises(DependencyFailed):
+    with pytest.raises(DependencyFailed) as raised:
         jwks(f"{server.origin}/auth/jwks")
+    assert raised.value.message == "The sign-in service's signing keys could not be read."
+
+
+def test_each_jwks_uri_has_its_own_keys_and_its_own_refresh_allowance(server):
+    other = f"{server.origin}/other/jwks"
+    server.answer("/other/jwks", body={"keys": [public_jwk(OTHER_KEY, "o1")]})
+    assert [k.key_id for k in jwks(f"{server.origin}/auth/jwks").keys] == ["k1"]
+    assert [k.key_id for k in jwks(other).keys] == ["o1"], "another issuer's keys are never used for this one"
+    jwks(f"{server.origin}/auth/jwks", refresh=True)
+    jwks(other, refresh=True)
+    assert len(server.asked_for("/other/jwks")) == 2, "forged kids against one issuer do not delay another's rotation"
 
 
 def test_the_endpoints_a_configuration_names_are_listed_by_what_they_are():
@@ -105,5 +133,24 @@ def test_each_issuer_has_its_own_openid_configuration(server):
 def test_an_unreadable_openid_configuration_says_so(server):
     server.answer("/auth/.well-known/openid-configuration", 500, {})
     message = "The sign-in service's OpenID configuration could not be read."
-    with pytest.raises(DependencyFailed, match=f"^{re.escape(message)}$"):
+    with pytest.raises(DependencyFailed, match=f"^{re.escape(message)}$") as raised:
         openid_configuration(server.issuer)
+    assert raised.value.next_step == ""
+
+
+@pytest.mark.parametrize(("read", "what"), [
+    (lambda: smart_configuration("https://evil.example/r4/tenant"), "FHIR base URL"),
+    (lambda: openid_configuration("https://evil.example/auth/"), "id_token issuer"),
+    (lambda: jwks("https://evil.example/auth/jwks"), "JWKS URI"),
+])
+def test_an_untrusted_address_is_named_by_what_it_is(server, read, what):
+    message = (f"The Cerner environment's {what} is on evil.example, which is not a trusted Oracle Health host, so "
+               "the connector did not contact it.")
+    with pytest.raises(UntrustedEhrHost, match=f"^{re.escape(message)}$"):
+        read()
+
+
+def test_an_unreachable_jwks_uri_is_named_as_cerners_authorization(server):
+    with pytest.raises(DependencyFailed) as raised:
+        jwks(f"https://localhost:{free_port()}/auth/jwks")
+    assert raised.value.message == "Oracle Health authorization could not be reached."

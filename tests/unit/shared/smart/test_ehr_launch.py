@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from sandbox.servers import free_port
+from shared.ehr_hosts import UntrustedEhrHost
 from shared.errors import DependencyFailed
 from shared.smart.discovery import SmartConfiguration, smart_configuration
 from shared.smart.ehr_launch import (
@@ -85,7 +88,7 @@ def test_a_public_client_sends_its_id_the_code_and_the_verifier(server):
     tokens = exchange(server)
     assert (tokens.access_token, tokens.expires_in, tokens.patient, tokens.id_token) == ("at", 300, "12724066", "x.y.z")
     [asked] = server.asked_for("/auth/token")
-    assert asked.method == "POST" and asked.authorization == ""
+    assert asked.method == "POST" and asked.authorization == "" and asked.accept == "application/json"
     assert asked.form == {"grant_type": "authorization_code", "code": "code-1", "redirect_uri": "https://c.example/cb",
                           "code_verifier": "v" * 43, "client_id": CLIENT_ID}
 
@@ -102,7 +105,29 @@ def test_a_refused_code_is_the_launch_refused_page_with_a_400(server, status):
     server.answer("/auth/token", status, {"error": "invalid_grant"})
     with pytest.raises(LaunchRefused) as raised:
         exchange(server)
-    assert raised.value.status == 400 and "used already" in raised.value.message
+    assert (raised.value.status, raised.value.message, raised.value.next_step) == (
+        400, "Cerner did not accept this launch (it may have been used already or taken too long).", RELAUNCH)
+
+
+@pytest.mark.parametrize(("status", "body", "message"), [
+    (500, {}, "Cerner's sign-in service answered with an error."),
+    (200, "not json", "Cerner's sign-in answer was not understood."),
+    (200, {"token_type": "x"}, "Cerner's sign-in answer was not understood."),
+])
+def test_a_broken_token_endpoint_says_what_went_wrong_and_to_launch_again(server, status, body, message):
+    server.answer("/auth/token", status, body)
+    with pytest.raises(DependencyFailed) as raised:
+        exchange(server)
+    assert (raised.value.message, raised.value.next_step) == (message, RELAUNCH)
+
+
+def test_an_unreachable_token_endpoint_is_named_as_cerners_authorization(server):
+    closed = SmartConfiguration(authorization_endpoint=f"{server.origin}/auth/authorize",
+                                token_endpoint=f"https://localhost:{free_port()}/auth/token")
+    with pytest.raises(DependencyFailed) as raised:
+        exchange_code(closed, code="c", redirect_uri="https://c.example/cb", client_id=CLIENT_ID, client_secret="",
+                      code_verifier=None)
+    assert raised.value.message == "Oracle Health authorization could not be reached."
 
 
 @pytest.mark.parametrize(("status", "body"), [(500, {}), (403, {}), (200, "not json"), (200, {"token_type": "x"})])
@@ -212,3 +237,22 @@ def test_only_an_appointment_reference_in_the_launch_context_names_the_appointme
     tokens = LaunchTokens(access_token="a", fhirContext=[{"type": "Patient"}, {"reference": "Appointment/4822401"}])
     assert tokens.appointment_id() == "4822401"
     assert LaunchTokens(access_token="a", fhirContext=[{"reference": None}]).appointment_id() is None
+
+
+def untrusted(what: str) -> str:
+    """What the administrator reads when an address the EHR gave is not on a trusted host."""
+    return (f"The Cerner environment's {what} is on evil.example, which is not a trusted Oracle Health host, so the "
+            "connector did not contact it.")
+
+
+def test_each_untrusted_address_of_a_launch_is_named_by_what_it_is(server):
+    evil = SmartConfiguration(authorization_endpoint="https://evil.example/authorize",
+                              token_endpoint="https://evil.example/token", issuer="https://evil.example/auth/")
+    with pytest.raises(UntrustedEhrHost, match=f"^{re.escape(untrusted('authorization endpoint'))}$"):
+        authorize_url(evil, client_id="app", redirect_uri="r", launch="L", state="S", nonce="N", aud=ISS,
+                      code_challenge=None)
+    with pytest.raises(UntrustedEhrHost, match=f"^{re.escape(untrusted('token endpoint'))}$"):
+        exchange_code(evil, code="c", redirect_uri="r", client_id=CLIENT_ID, client_secret="s", code_verifier=None)
+    with pytest.raises(UntrustedEhrHost, match=f"^{re.escape(untrusted('id_token issuer'))}$"):
+        verify_identity(evil, server.sign(iss="https://evil.example/auth/"), CLIENT_ID, None)
+    assert server.asked == [], "nothing was sent anywhere"

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 import jwt
 import pytest
 
-from shared.smart.id_token import IdTokenInvalid, validate_id_token
+from shared.ehr_hosts import UntrustedEhrHost
+from shared.errors import DependencyFailed
+from shared.runtime import reset_process_state
+from shared.smart.id_token import NEXT_STEP, IdTokenInvalid, validate_id_token
 from tests.unit.shared.smart.authorization_server import CLIENT_ID, OTHER_KEY, SIGNING_KEY, public_jwk
 
 
@@ -71,23 +74,68 @@ class FromNow:
     seconds: int
 
 
+ANOTHER_APPLICATION = "The sign-in answer was issued to another application."
+
+
 @pytest.mark.parametrize(("claims", "why"), [
-    ({"aud": "someone-else"}, "another application"),
-    ({"iss": "https://evil.example/auth/"}, "unexpected issuer"),
-    ({"exp": FromNow(-120)}, "expired"),
-    ({"iat": None}, "no iat claim"),
-    ({"exp": None}, "no exp claim"),
-    ({"aud": None}, "no aud claim"),
-    ({"nbf": FromNow(600)}, "not valid yet"),
-    ({"aud": [CLIENT_ID, "other"]}, "another application"),
-    ({"azp": "other"}, "another application"),
+    ({"aud": "someone-else"}, ANOTHER_APPLICATION),
+    ({"iss": "https://evil.example/auth/"}, "The sign-in answer came from an unexpected issuer."),
+    ({"exp": FromNow(-120)}, "The sign-in answer has expired."),
+    ({"iat": None}, "The sign-in answer has no iat claim."),
+    ({"exp": None}, "The sign-in answer has no exp claim."),
+    ({"aud": None}, "The sign-in answer has no aud claim."),
+    ({"nbf": FromNow(600)}, "The sign-in answer is not valid yet (check the server clocks)."),
+    ({"aud": [CLIENT_ID, "other"]}, ANOTHER_APPLICATION),
+    ({"azp": "other"}, ANOTHER_APPLICATION),
 ])
 def test_audience_issuer_expiry_and_required_claims_are_checked(server, claims, why):
     now = int(time.time())
     claims = {name: now + value.seconds if isinstance(value, FromNow) else value for name, value in claims.items()}
-    with pytest.raises(IdTokenInvalid, match=why) as raised:
+    with pytest.raises(IdTokenInvalid) as raised:
         validate(server, server.sign(**claims))
-    assert raised.value.status == 401 and "launch again" in raised.value.next_step
+    assert (raised.value.status, raised.value.message, raised.value.next_step) == (401, why, NEXT_STEP)
+
+
+def refusal(server, token: str, **options) -> tuple[str, str]:
+    """What the provider is told when the token is refused: the message and the next step."""
+    with pytest.raises(IdTokenInvalid) as raised:
+        validate(server, token, **options)
+    return raised.value.message, raised.value.next_step
+
+
+def test_each_refusal_names_its_reason_and_tells_the_provider_to_launch_again(server):
+    hs256 = jwt.encode({"iss": server.issuer}, "a-shared-secret-of-enough-length-32b", algorithm="HS256",
+                       headers={"kid": "k1"})
+    server.answer("/auth/jwks", body={"keys": [public_jwk(SIGNING_KEY, "k1"), public_jwk(OTHER_KEY, "k2")]})
+    assert refusal(server, server.sign(kid=None)) == ("The sign-in answer does not name its signing key.", NEXT_STEP)
+    assert refusal(server, "not.a.jwt") == ("The sign-in answer was malformed.", NEXT_STEP)
+    assert refusal(server, hs256) == ("The sign-in answer was not signed with an accepted algorithm.", NEXT_STEP)
+    assert refusal(server, server.sign(kid="k9")) == ("The sign-in answer was signed with an unknown key.", NEXT_STEP)
+    assert refusal(server, server.sign(key=OTHER_KEY)) == ("The sign-in answer could not be verified.", NEXT_STEP)
+    assert refusal(server, server.sign(nonce="n-2"), nonce="n-1") == (
+        "The sign-in answer does not belong to this sign-in.", NEXT_STEP)
+
+
+def test_microsofts_keys_are_read_without_the_ehr_host_check(server, monkeypatch):
+    monkeypatch.setenv("TRUSTED_EHR_HOSTS", "fhir.example")  # the keys' host is not an Oracle Health host
+    reset_process_state()
+    with pytest.raises(UntrustedEhrHost, match="JWKS URI"):
+        validate(server, server.sign())
+    assert server.asked_for("/auth/jwks") == [], "an EHR id_token's keys are read from trusted EHR hosts only"
+    assert validate(server, server.sign(), system="entra")["sub"] == "user-1", "Entra's keys are Microsoft's"
+    with pytest.raises(UntrustedEhrHost, match="JWKS URI"):
+        validate(server, server.sign(kid=None))
+    assert validate(server, server.sign(kid=None), system="entra")["sub"] == "user-1", "with or without a kid"
+
+
+def test_an_ehr_id_tokens_keys_are_never_read_from_a_private_address(server, monkeypatch):
+    monkeypatch.setenv("ALLOW_PRIVATE_FHIR_HOSTS", "false")  # the keys' host, localhost, is a loopback address
+    reset_process_state()
+    with pytest.raises(DependencyFailed) as raised:
+        validate(server, server.sign())
+    assert raised.value.message == ("Oracle Health authorization resolves to a private or special address, so the "
+                                    "connector did not call it.")
+    assert server.asked == []
 
 
 def test_a_minute_of_clock_skew_is_forgiven(server):
