@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import threading
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -14,7 +13,7 @@ from azure.core.exceptions import ResourceExistsError
 from shared.errors import ConnectorError
 from shared.http import sdk_transport
 from shared.runtime import forgotten_on_reset
-from shared.settings import Region, Settings, get_settings
+from shared.settings import Region, Settings, get_settings, is_loopback_url
 from shared.storage.schema import REGION_TABLES
 
 if TYPE_CHECKING:
@@ -27,13 +26,7 @@ class RegionNotProvisioned(ConnectorError):
 
 def is_loopback(endpoint: str) -> bool:
     """True for a local Azurite endpoint, the only place an account key is ever used."""
-    host = urlsplit(endpoint).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_url(endpoint)
 
 
 def _service(endpoint: str, settings: Settings) -> TableServiceClient:
