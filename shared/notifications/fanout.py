@@ -72,20 +72,11 @@ def _new_queue_client(settings: Settings):
     from azure.core.exceptions import ResourceExistsError
     from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
-    from shared.storage.accounts import is_loopback
+    from shared.storage.accounts import storage_credential
 
-    endpoint = settings.sms_queue_endpoint
-    if is_loopback(endpoint):
-        from azure.core.credentials import AzureNamedKeyCredential
-
-        account = endpoint.rstrip("/").rsplit("/", 1)[-1]
-        credential = AzureNamedKeyCredential(account, settings.azurite_account_key.get_secret_value())
-    else:
-        from azure.identity import DefaultAzureCredential
-
-        credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id or None)
+    credential = storage_credential(settings.sms_queue_endpoint, settings)
     # The Functions queue trigger decodes base64 by default (host.json messageEncoding).
-    client = QueueClient(endpoint, settings.sms_queue_name, credential=credential,
+    client = QueueClient(settings.sms_queue_endpoint, settings.sms_queue_name, credential=credential,
                          message_encode_policy=TextBase64EncodePolicy())
     with contextlib.suppress(ResourceExistsError):
         client.create_queue()

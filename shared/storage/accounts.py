@@ -29,18 +29,22 @@ def is_loopback(endpoint: str) -> bool:
     return is_loopback_url(endpoint)
 
 
+def storage_credential(endpoint: str, settings: Settings):
+    """Azurite's account key for a loopback endpoint; the managed identity everywhere else."""
+    if is_loopback(endpoint):
+        account = urlsplit(endpoint).path.strip("/").split("/")[0]
+        return AzureNamedKeyCredential(account, settings.azurite_account_key.get_secret_value())
+    from azure.identity import DefaultAzureCredential  # imported lazily: only Azure needs it
+
+    return DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id or None)
+
+
 def _service(endpoint: str, settings: Settings) -> TableServiceClient:
     # The Tables SDK loads with the first table client, not on cold start.
     from azure.data.tables import TableServiceClient
 
-    if is_loopback(endpoint):
-        account = urlsplit(endpoint).path.strip("/").split("/")[0]
-        credential = AzureNamedKeyCredential(account, settings.azurite_account_key.get_secret_value())
-        return TableServiceClient(endpoint=endpoint, credential=credential, transport=sdk_transport())
-    from azure.identity import DefaultAzureCredential  # imported lazily: only Azure needs it
-
-    credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id or None)
-    return TableServiceClient(endpoint=endpoint, credential=credential, transport=sdk_transport())
+    return TableServiceClient(endpoint=endpoint, credential=storage_credential(endpoint, settings),
+                              transport=sdk_transport())
 
 
 class TableAccounts:
